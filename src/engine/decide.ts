@@ -1,0 +1,307 @@
+/**
+ * The decision procedure. Checks run in a fixed order, and the first that fails names the
+ * reason: request validity, agent, scope, invoker, guardrails, memory compartments, grants.
+ */
+import { randomUUID } from 'node:crypto';
+
+import { parseAction, parseResource, type ParsedResource } from '../model/ids.js';
+import { matchAction, matchResource } from '../model/patterns.js';
+import {
+  ACTION_CACHE_LIMIT,
+  type CompiledGrant,
+  type CompiledMember,
+  type CompiledRule,
+  type CompiledScope,
+  type CompiledWorkspace,
+} from './compiled.js';
+import type { Reason } from './reasons.js';
+import type { Decision, DecisionRequest } from './types.js';
+
+interface Outcome {
+  reason: Reason;
+  identity?: string | null;
+  detail?: string | null;
+  grant?: CompiledGrant | null;
+  entitlement?: { id: string; connection: string | null } | null;
+  guardrail?: string | null;
+}
+
+/** Decides one request against a compiled workspace (`undefined` when none is loaded). */
+export function decide(
+  workspace: CompiledWorkspace | undefined,
+  request: DecisionRequest,
+  now: number = Date.now(),
+): Decision {
+  const scope = request.channel === undefined ? 'workspace' : scopeName(request.channel);
+  let outcome: Outcome;
+  try {
+    outcome = evaluate(workspace, request, now);
+  } catch (error) {
+    // Fail closed: an unexpected error is a deny with its own reason, never an allow.
+    outcome = { reason: 'evaluation_error', detail: 'internal error while evaluating' };
+    reportEvaluationError(error);
+  }
+  return toDecision(workspace, request, scope, outcome);
+}
+
+function scopeName(channel: string): string {
+  return channel.startsWith('dm:') ? channel : `channel:${channel}`;
+}
+
+let evaluationErrorHandler: (error: unknown) => void = () => {};
+
+/** Sets the function that logs evaluation errors (the decision itself is already a deny). */
+export function onEvaluationError(handler: (error: unknown) => void): void {
+  evaluationErrorHandler = handler;
+}
+
+function reportEvaluationError(error: unknown): void {
+  try {
+    evaluationErrorHandler(error);
+  } catch {
+    // A failing logger must not turn a deny into a crash.
+  }
+}
+
+function toDecision(
+  workspace: CompiledWorkspace | undefined,
+  request: DecisionRequest,
+  scope: string,
+  outcome: Outcome,
+): Decision {
+  const grant = outcome.grant ?? null;
+  const entitlement = outcome.entitlement ?? null;
+  return {
+    allowed: outcome.reason === 'granted',
+    reason: outcome.reason,
+    detail: outcome.detail ?? null,
+    decisionId: randomUUID(),
+    revision: workspace?.revision ?? 0,
+    workspace: request.workspace,
+    agent: request.agent,
+    scope,
+    identity: outcome.identity ?? null,
+    invoker: request.invoker ?? null,
+    action: request.action,
+    resource: request.resource,
+    bundle: grant?.bundle ?? null,
+    attachment: grant?.attachment ?? null,
+    grant: grant?.id ?? entitlement?.id ?? null,
+    connection: grant?.connection ?? entitlement?.connection ?? null,
+    guardrail: outcome.guardrail ?? null,
+  };
+}
+
+function evaluate(
+  workspace: CompiledWorkspace | undefined,
+  request: DecisionRequest,
+  now: number,
+): Outcome {
+  if (typeof request.action !== 'string' || typeof request.resource !== 'string') {
+    return { reason: 'invalid_request', detail: 'action and resource must be strings' };
+  }
+  const parsedAction = parseAction(request.action);
+  if (typeof parsedAction === 'string') return { reason: 'invalid_request', detail: parsedAction };
+
+  // An unknown workspace answers like an unknown agent, so callers learn nothing about tenants.
+  if (workspace === undefined) return { reason: 'agent_unknown' };
+  const resource = parseResource(request.resource, workspace.caseInsensitiveTypes);
+  if (typeof resource === 'string') return { reason: 'invalid_request', detail: resource };
+
+  const status = workspace.agents.get(request.agent);
+  if (status === undefined) return { reason: 'agent_unknown' };
+  if (status === 'disabled') return { reason: 'agent_disabled' };
+
+  const action = parsedAction.action;
+  if (request.channel !== undefined && request.channel.startsWith('dm:')) {
+    return evaluateDm(workspace, request, action, resource);
+  }
+  return evaluateScope(workspace, request, action, resource, now);
+}
+
+function evaluateScope(
+  workspace: CompiledWorkspace,
+  request: DecisionRequest,
+  action: string,
+  resource: ParsedResource,
+  now: number,
+): Outcome {
+  const scope =
+    request.channel === undefined
+      ? workspace.workspaceScope
+      : workspace.channels.get(request.channel);
+  if (scope === undefined) return { reason: 'scope_unknown' };
+  if (scope.visibility === 'shared') return { reason: 'channel_excluded' };
+
+  const identity = `agent:${request.agent}${scope.identitySuffix}`;
+  const invoker = request.invoker;
+  if (invoker !== undefined) {
+    const permitted =
+      scope.invokers === null ? workspace.members.has(invoker) : scope.invokers.has(invoker);
+    if (!permitted) return { reason: 'invoker_not_permitted', identity };
+  } else if (!scope.unattended) {
+    return { reason: 'invoker_required', identity };
+  }
+
+  const guardrail = findRule(guardrailsFor(scope, action), resource);
+  if (guardrail !== null)
+    return { reason: 'forbidden_by_guardrail', identity, guardrail: guardrail.id };
+
+  if (resource.type === 'memory') {
+    return { reason: checkMemory(scope.memoryRead, scope.memoryWrite, action, resource), identity };
+  }
+  return matchGrants(workspace, scope, request, action, resource, now, identity);
+}
+
+function matchGrants(
+  workspace: CompiledWorkspace,
+  scope: CompiledScope,
+  request: DecisionRequest,
+  action: string,
+  resource: ParsedResource,
+  now: number,
+  identity: string,
+): Outcome {
+  // Denials that a different grant could still lift are remembered, in order of usefulness.
+  let approvalGrant: CompiledGrant | null = null;
+  let lacking: CompiledGrant | null = null;
+  let needsInvoker: CompiledGrant | null = null;
+
+  for (const grant of grantsFor(scope, action)) {
+    if (grant.until <= now) continue;
+    if (grant.agents !== null && !grant.agents.has(request.agent)) continue;
+    if (!matchesResource(grant, resource)) continue;
+
+    if (grant.identityAware) {
+      if (request.invoker === undefined) {
+        needsInvoker ??= grant;
+        continue;
+      }
+      const member = workspace.members.get(request.invoker);
+      if (member === undefined || !memberHolds(member, grant.connection, action, resource)) {
+        lacking ??= grant;
+        continue;
+      }
+    }
+    if (grant.approval) {
+      approvalGrant ??= grant;
+      continue;
+    }
+    return { reason: 'granted', identity, grant };
+  }
+
+  if (approvalGrant) return { reason: 'approval_required', identity, grant: approvalGrant };
+  if (lacking) return { reason: 'invoker_lacks_permission', identity, grant: lacking };
+  if (needsInvoker) return { reason: 'invoker_required', identity, grant: needsInvoker };
+  return { reason: 'no_matching_grant', identity };
+}
+
+function evaluateDm(
+  workspace: CompiledWorkspace,
+  request: DecisionRequest,
+  action: string,
+  resource: ParsedResource,
+): Outcome {
+  if (!workspace.dmsEnabled) return { reason: 'dms_disabled' };
+  const memberId = (request.channel as string).slice(3);
+  const member = workspace.members.get(memberId);
+  if (member === undefined) return { reason: 'scope_unknown' };
+
+  // A DM acts as the member, and only that member may ask for work in it.
+  const identity = `member:${memberId}`;
+  if (request.invoker !== undefined) {
+    if (request.invoker !== memberId) return { reason: 'invoker_not_permitted', identity };
+  } else if (!workspace.dmsUnattended) {
+    return { reason: 'invoker_required', identity };
+  }
+
+  const guardrail = findRule(
+    cachedByAction(workspace.dmGuardrailsByAction, workspace.dmGuardrails, action),
+    resource,
+  );
+  if (guardrail !== null)
+    return { reason: 'forbidden_by_guardrail', identity, guardrail: guardrail.id };
+
+  if (resource.type === 'memory') {
+    const own = new Set([`dm:${memberId}`]);
+    return { reason: checkMemory(own, own, action, resource), identity };
+  }
+  const entitlement = findRule(entitlementsFor(member, action), resource);
+  if (entitlement === null) return { reason: 'no_matching_grant', identity };
+  return { reason: 'granted', identity, entitlement };
+}
+
+const MEMORY_READ = 'memory.read';
+const MEMORY_WRITE = 'memory.write';
+
+/**
+ * Built-in compartment rules, which no grant can widen: the workspace scope and public channels
+ * use `workspace`; a private channel writes only its own and reads its own and `workspace`; a
+ * DM reads and writes only its own.
+ */
+function checkMemory(
+  read: ReadonlySet<string>,
+  write: ReadonlySet<string>,
+  action: string,
+  resource: ParsedResource,
+): Reason {
+  const compartment = resource.path;
+  if (action === MEMORY_READ) return read.has(compartment) ? 'granted' : 'memory_compartment';
+  if (action === MEMORY_WRITE) return write.has(compartment) ? 'granted' : 'memory_compartment';
+  return 'memory_compartment';
+}
+
+function memberHolds(
+  member: CompiledMember,
+  connection: string | null,
+  action: string,
+  resource: ParsedResource,
+): boolean {
+  for (const entitlement of entitlementsFor(member, action)) {
+    if (entitlement.connection !== null && entitlement.connection !== connection) continue;
+    if (matchesResource(entitlement, resource)) return true;
+  }
+  return false;
+}
+
+function findRule<T extends CompiledRule>(rules: readonly T[], resource: ParsedResource): T | null {
+  for (const rule of rules) {
+    if (matchesResource(rule, resource)) return rule;
+  }
+  return null;
+}
+
+function matchesResource(rule: CompiledRule, resource: ParsedResource): boolean {
+  for (const pattern of rule.resources) {
+    if (matchResource(pattern, resource.type, resource.path, resource.foldedPath)) return true;
+  }
+  return false;
+}
+
+function grantsFor(scope: CompiledScope, action: string): readonly CompiledGrant[] {
+  return cachedByAction(scope.grantsByAction, scope.grants, action);
+}
+
+function guardrailsFor(scope: CompiledScope, action: string): readonly CompiledRule[] {
+  return cachedByAction(scope.guardrailsByAction, scope.guardrails, action);
+}
+
+function entitlementsFor(member: CompiledMember, action: string) {
+  return cachedByAction(member.entitlementsByAction, member.entitlements, action);
+}
+
+/** Returns the rules whose action patterns match `action`, memoized per scope and action. */
+function cachedByAction<T extends CompiledRule>(
+  cache: Map<string, readonly T[]>,
+  rules: readonly T[],
+  action: string,
+): readonly T[] {
+  const cached = cache.get(action);
+  if (cached !== undefined) return cached;
+
+  const matching = rules.filter((rule) =>
+    rule.actions.some((pattern) => matchAction(pattern, action)),
+  );
+  if (cache.size < ACTION_CACHE_LIMIT) cache.set(action, matching);
+  return matching;
+}

@@ -1,0 +1,183 @@
+/**
+ * The policy document: one workspace's members, agents, connections, access bundles, scopes
+ * and guardrails. It is what `deputy.yaml` contains, what the admin API edits and what each
+ * stored revision holds. Keys are snake_case, as in the YAML file.
+ */
+import { z } from 'zod';
+
+/** Identifier of a workspace, member, group, agent, channel, connection, bundle or guardrail. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+const id = z
+  .string()
+  .regex(ID_PATTERN, 'must start with a letter or digit and contain only letters, digits, . _ @ -');
+
+/**
+ * A secret reference: `env:NAME` reads an environment variable, `file:PATH` reads a file,
+ * `stored` uses the value set through the admin API (sealed in the database).
+ */
+export const SECRET_REFERENCE = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*|stored)$/;
+
+const memberReference = z
+  .string()
+  .regex(/^(group:)?[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'must be a member id or group:<group id>');
+
+/** A personal right of a member or group: what the human may do, optionally through a connection. */
+export const entitlementSchema = z.strictObject({
+  connection: id.optional(),
+  actions: z.array(z.string()).min(1),
+  resources: z.array(z.string()).min(1),
+});
+
+export const groupSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  entitlements: z.array(entitlementSchema).default([]),
+});
+
+export const memberSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  email: z.string().optional(),
+  groups: z.array(id).default([]),
+  entitlements: z.array(entitlementSchema).default([]),
+});
+
+export const agentSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  description: z.string().optional(),
+  status: z.enum(['active', 'disabled']).default('active'),
+});
+
+export const credentialSchema = z.strictObject({
+  secret: z.string(),
+  /** How the gateway presents the secret: bearer token, basic auth, a header or a query parameter. */
+  scheme: z.enum(['bearer', 'basic', 'header', 'query', 'password']).default('bearer'),
+  /** Header or query parameter name, for `header` and `query`. */
+  name: z.string().optional(),
+  /** User name, for `basic` and `password`. */
+  username: z.string().optional(),
+});
+
+export const connectionSchema = z.strictObject({
+  id,
+  kind: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]*$/, 'must be a lowercase word such as http, postgres or mcp'),
+  description: z.string().optional(),
+  /** Base URL used by `test connection` and, later, by the gateway. */
+  url: z.string().optional(),
+  hosts: z.array(z.string()).default([]),
+  credential: credentialSchema.optional(),
+  /** Known resources behind this connection, enumerated by the AuthZEN search endpoints. */
+  resources: z.array(z.string()).default([]),
+  /** Known actions on this connection, enumerated by the AuthZEN search endpoints. */
+  actions: z.array(z.string()).default([]),
+});
+
+export const grantSchema = z.strictObject({
+  id: id.optional(),
+  connection: id.optional(),
+  actions: z.array(z.string()).min(1),
+  resources: z.array(z.string()).min(1),
+  mode: z.enum(['agent', 'agent_and_invoker']).default('agent'),
+  approval: z.enum(['required', 'none']).default('none'),
+});
+
+export const bundleSchema = z.strictObject({
+  id,
+  description: z.string().optional(),
+  grants: z.array(grantSchema).default([]),
+  /** Hosts the agent may fetch from: each adds `web.fetch` on `host:<domain>`. */
+  domains: z.array(z.string()).default([]),
+  /** Tools and skills the agent may call: each adds `tool.call` on `tool:<name>`. */
+  tools: z.array(z.string()).default([]),
+  instructions: z.string().optional(),
+});
+
+const attachmentObject = z.strictObject({
+  bundle: id,
+  /** End of a time-boxed attachment (ISO 8601 with a time zone); after it the attachment grants nothing. */
+  until: z.iso.datetime({ offset: true }).optional(),
+  /** Agents the attachment applies to; all agents when omitted. */
+  agents: z.array(id).optional(),
+});
+
+/** A bundle attached to a scope, written as a bare bundle id or an object. */
+export const attachmentSchema = z
+  .union([id, attachmentObject])
+  .transform((value) => (typeof value === 'string' ? { bundle: value } : value));
+
+export const workspaceScopeSchema = z.strictObject({
+  bundles: z.array(attachmentSchema).default([]),
+  invokers: z.array(memberReference).optional(),
+  unattended: z.boolean().default(true),
+});
+
+export const dmScopeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  unattended: z.boolean().default(false),
+});
+
+export const channelSchema = z.strictObject({
+  id,
+  name: z.string().optional(),
+  visibility: z.enum(['public', 'private', 'shared']),
+  inherit: z.boolean().default(true),
+  members: z.array(memberReference).optional(),
+  invokers: z.array(memberReference).optional(),
+  unattended: z.boolean().default(true),
+  bundles: z.array(attachmentSchema).default([]),
+});
+
+export const guardrailSchema = z.strictObject({
+  id,
+  description: z.string().optional(),
+  actions: z.array(z.string()).min(1),
+  resources: z.array(z.string()).min(1),
+  /** Scopes the rule applies to; all scopes when omitted. */
+  visibility: z.array(z.enum(['workspace', 'public', 'private', 'dm'])).optional(),
+});
+
+export const DEFAULT_CASE_INSENSITIVE_TYPES = ['repo', 'host', 'email'];
+
+export const policySchema = z.strictObject({
+  version: z.literal(1),
+  workspace: z.strictObject({
+    id,
+    name: z.string().optional(),
+    /** Resource types whose ids compare without regard to case. */
+    case_insensitive_types: z.array(z.string()).default(DEFAULT_CASE_INSENSITIVE_TYPES),
+  }),
+  groups: z.array(groupSchema).default([]),
+  members: z.array(memberSchema).default([]),
+  agents: z.array(agentSchema).default([]),
+  connections: z.array(connectionSchema).default([]),
+  bundles: z.array(bundleSchema).default([]),
+  scopes: z
+    .strictObject({
+      workspace: workspaceScopeSchema.default({ bundles: [], unattended: true }),
+      dms: dmScopeSchema.default({ enabled: true, unattended: false }),
+      channels: z.array(channelSchema).default([]),
+    })
+    .default({
+      workspace: { bundles: [], unattended: true },
+      dms: { enabled: true, unattended: false },
+      channels: [],
+    }),
+  guardrails: z.array(guardrailSchema).default([]),
+});
+
+export type Policy = z.output<typeof policySchema>;
+export type PolicyInput = z.input<typeof policySchema>;
+export type Member = z.output<typeof memberSchema>;
+export type Group = z.output<typeof groupSchema>;
+export type Agent = z.output<typeof agentSchema>;
+export type Connection = z.output<typeof connectionSchema>;
+export type Bundle = z.output<typeof bundleSchema>;
+export type Grant = z.output<typeof grantSchema>;
+export type Entitlement = z.output<typeof entitlementSchema>;
+export type Attachment = z.output<typeof attachmentObject>;
+export type Channel = z.output<typeof channelSchema>;
+export type Guardrail = z.output<typeof guardrailSchema>;

@@ -1,0 +1,338 @@
+/**
+ * Validation of a policy document: the schema first, then the rules a schema cannot express
+ * (unique ids, references between sections, patterns, secret references).
+ */
+import type { z } from 'zod';
+
+import { parseResource } from './ids.js';
+import { compileActionPattern, compileResourcePattern, PatternError } from './patterns.js';
+import { type Policy, policySchema, SECRET_REFERENCE } from './policy.js';
+
+export type IssuePath = readonly (string | number)[];
+
+/** One problem in a policy document, located by its path in the document. */
+export interface PolicyIssue {
+  readonly path: IssuePath;
+  readonly message: string;
+  readonly fix?: string;
+}
+
+export type PolicyParseResult =
+  | { readonly ok: true; readonly policy: Policy }
+  | { readonly ok: false; readonly issues: readonly PolicyIssue[] };
+
+/** Validates an untrusted document and returns the normalized policy or every issue found. */
+export function parsePolicy(input: unknown): PolicyParseResult {
+  const parsed = policySchema.safeParse(input);
+  if (!parsed.success) {
+    return { ok: false, issues: parsed.error.issues.map(fromZodIssue) };
+  }
+  const issues = checkPolicy(parsed.data);
+  return issues.length === 0 ? { ok: true, policy: parsed.data } : { ok: false, issues };
+}
+
+/** Renders an issue path the way the YAML reads: `bundles[0].grants[1].resources[0]`. */
+export function formatIssuePath(path: IssuePath): string {
+  let text = '';
+  for (const part of path) {
+    text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  }
+  return text === '' ? '(document)' : text;
+}
+
+function fromZodIssue(issue: z.core.$ZodIssue): PolicyIssue {
+  const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.join(', ');
+    return {
+      path: [...path, issue.keys[0] ?? ''],
+      message: `unknown key ${keys}`,
+      fix: 'remove it or check its spelling against the configuration reference',
+    };
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return { path, message: `missing required key`, fix: `add ${formatIssuePath(path)}` };
+  }
+  return { path, message: issue.message };
+}
+
+class IssueList {
+  readonly issues: PolicyIssue[] = [];
+
+  add(path: IssuePath, message: string, fix?: string): void {
+    this.issues.push(fix === undefined ? { path, message } : { path, message, fix });
+  }
+}
+
+function checkPolicy(policy: Policy): PolicyIssue[] {
+  const list = new IssueList();
+  const caseInsensitive = checkTypes(policy, list);
+
+  const groups = uniqueIds(policy.groups, ['groups'], list);
+  const members = uniqueIds(policy.members, ['members'], list);
+  const agents = uniqueIds(policy.agents, ['agents'], list);
+  const connections = uniqueIds(policy.connections, ['connections'], list);
+  const bundles = uniqueIds(policy.bundles, ['bundles'], list);
+  uniqueIds(policy.scopes.channels, ['scopes', 'channels'], list);
+  uniqueIds(policy.guardrails, ['guardrails'], list);
+  const refs = { groups, members, agents, connections, bundles, caseInsensitive };
+
+  checkGroupsAndMembers(policy, refs, list);
+  checkConnections(policy, caseInsensitive, list);
+  checkBundles(policy, refs, list);
+  checkScopes(policy, refs, list);
+  policy.guardrails.forEach((rule, index) => {
+    checkPatterns(rule.actions, rule.resources, ['guardrails', index], caseInsensitive, list);
+  });
+  return list.issues;
+}
+
+interface References {
+  groups: Set<string>;
+  members: Set<string>;
+  agents: Set<string>;
+  connections: Set<string>;
+  bundles: Set<string>;
+  caseInsensitive: Set<string>;
+}
+
+function checkTypes(policy: Policy, list: IssueList): Set<string> {
+  const types = new Set<string>();
+  policy.workspace.case_insensitive_types.forEach((type, index) => {
+    if (!/^[a-z][a-z0-9_-]*$/.test(type)) {
+      list.add(
+        ['workspace', 'case_insensitive_types', index],
+        `resource type "${type}" is invalid`,
+        'a type is lowercase letters, digits, _ and -, starting with a letter',
+      );
+    }
+    types.add(type);
+  });
+  return types;
+}
+
+function uniqueIds(items: readonly { id: string }[], path: IssuePath, list: IssueList) {
+  const seen = new Set<string>();
+  items.forEach((item, index) => {
+    if (seen.has(item.id)) {
+      list.add([...path, index, 'id'], `duplicate id "${item.id}"`, 'give each entry its own id');
+    }
+    seen.add(item.id);
+  });
+  return seen;
+}
+
+function checkReference(
+  value: string,
+  known: Set<string>,
+  kind: string,
+  path: IssuePath,
+  list: IssueList,
+): void {
+  if (!known.has(value)) {
+    list.add(path, `unknown ${kind} "${value}"`, `define it under ${kind}s or fix the id`);
+  }
+}
+
+function checkMemberReferences(
+  refs: References,
+  values: readonly string[],
+  path: IssuePath,
+  list: IssueList,
+) {
+  values.forEach((value, index) => {
+    if (value.startsWith('group:')) {
+      checkReference(value.slice('group:'.length), refs.groups, 'group', [...path, index], list);
+    } else {
+      checkReference(value, refs.members, 'member', [...path, index], list);
+    }
+  });
+}
+
+function checkGroupsAndMembers(policy: Policy, refs: References, list: IssueList): void {
+  policy.groups.forEach((group, index) => {
+    checkEntitlements(group.entitlements, ['groups', index], refs, list);
+  });
+  policy.members.forEach((member, index) => {
+    member.groups.forEach((group, groupIndex) => {
+      checkReference(group, refs.groups, 'group', ['members', index, 'groups', groupIndex], list);
+    });
+    checkEntitlements(member.entitlements, ['members', index], refs, list);
+  });
+}
+
+function checkEntitlements(
+  entitlements: Policy['members'][number]['entitlements'],
+  path: IssuePath,
+  refs: References,
+  list: IssueList,
+): void {
+  entitlements.forEach((entitlement, index) => {
+    const at = [...path, 'entitlements', index];
+    if (entitlement.connection !== undefined) {
+      checkReference(
+        entitlement.connection,
+        refs.connections,
+        'connection',
+        [...at, 'connection'],
+        list,
+      );
+    }
+    checkPatterns(entitlement.actions, entitlement.resources, at, refs.caseInsensitive, list);
+  });
+}
+
+function checkConnections(policy: Policy, caseInsensitive: Set<string>, list: IssueList): void {
+  policy.connections.forEach((connection, index) => {
+    const at = ['connections', index];
+    const secret = connection.credential?.secret;
+    // The value is never echoed: it may be the very secret that must not be in the file.
+    if (secret !== undefined && !SECRET_REFERENCE.test(secret)) {
+      list.add(
+        [...at, 'credential', 'secret'],
+        'inline secrets are not allowed in the configuration',
+        'write env:NAME to read an environment variable, file:PATH to read a file, ' +
+          'or stored to use a value set through the admin API',
+      );
+    }
+    connection.hosts.forEach((host, hostIndex) => {
+      if (!isHostName(host)) {
+        list.add(
+          [...at, 'hosts', hostIndex],
+          `host "${host}" is invalid`,
+          'write a lowercase host name or IP address, optionally with :port, without a scheme or path',
+        );
+      }
+    });
+    connection.resources.forEach((resource, resourceIndex) => {
+      const parsed = parseResource(resource, caseInsensitive);
+      if (typeof parsed === 'string') {
+        list.add(
+          [...at, 'resources', resourceIndex],
+          `${parsed}: "${resource}"`,
+          'list concrete resource ids here, not patterns',
+        );
+      }
+    });
+  });
+}
+
+/** Lowercase DNS name or IPv4 address, with an optional port, or a bracketed IPv6 address. */
+export function isHostName(host: string): boolean {
+  return /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])(:\d{1,5})?$/.test(
+    host,
+  );
+}
+
+function checkBundles(policy: Policy, refs: References, list: IssueList): void {
+  policy.bundles.forEach((bundle, index) => {
+    const at = ['bundles', index];
+    const grantIds = new Set<string>();
+    bundle.grants.forEach((grant, grantIndex) => {
+      const grantAt = [...at, 'grants', grantIndex];
+      if (grant.id !== undefined) {
+        if (grantIds.has(grant.id))
+          list.add([...grantAt, 'id'], `duplicate grant id "${grant.id}"`);
+        grantIds.add(grant.id);
+      }
+      if (grant.connection !== undefined) {
+        checkReference(
+          grant.connection,
+          refs.connections,
+          'connection',
+          [...grantAt, 'connection'],
+          list,
+        );
+      }
+      checkPatterns(grant.actions, grant.resources, grantAt, refs.caseInsensitive, list);
+    });
+    bundle.domains.forEach((domain, domainIndex) => {
+      if (!isHostName(domain)) {
+        list.add(
+          [...at, 'domains', domainIndex],
+          `domain "${domain}" is invalid`,
+          'write a lowercase host name',
+        );
+      }
+    });
+    bundle.tools.forEach((tool, toolIndex) => {
+      const problem = tool === '**' ? null : checkToolPattern(tool, refs.caseInsensitive);
+      if (problem !== null) list.add([...at, 'tools', toolIndex], problem.message, problem.fix);
+    });
+  });
+}
+
+function checkToolPattern(tool: string, caseInsensitive: Set<string>): PatternError | null {
+  try {
+    compileResourcePattern(`tool:${tool}`, caseInsensitive);
+    return null;
+  } catch (error) {
+    if (error instanceof PatternError) return error;
+    throw error;
+  }
+}
+
+function checkScopes(policy: Policy, refs: References, list: IssueList): void {
+  const workspaceScope = policy.scopes.workspace;
+  checkAttachments(workspaceScope.bundles, ['scopes', 'workspace', 'bundles'], refs, list);
+  if (workspaceScope.invokers) {
+    checkMemberReferences(refs, workspaceScope.invokers, ['scopes', 'workspace', 'invokers'], list);
+  }
+
+  policy.scopes.channels.forEach((channel, index) => {
+    const at = ['scopes', 'channels', index];
+    checkAttachments(channel.bundles, [...at, 'bundles'], refs, list);
+    if (channel.members) checkMemberReferences(refs, channel.members, [...at, 'members'], list);
+    if (channel.invokers) checkMemberReferences(refs, channel.invokers, [...at, 'invokers'], list);
+    if (channel.visibility === 'private' && channel.members === undefined) {
+      list.add(
+        [...at, 'members'],
+        `private channel "${channel.id}" has no members list`,
+        'list its members (member ids or group:<id>); without it nobody could invoke the agent there',
+      );
+    }
+  });
+}
+
+function checkAttachments(
+  attachments: Policy['scopes']['channels'][number]['bundles'],
+  path: IssuePath,
+  refs: References,
+  list: IssueList,
+): void {
+  attachments.forEach((attachment, index) => {
+    const at = [...path, index];
+    checkReference(attachment.bundle, refs.bundles, 'bundle', [...at, 'bundle'], list);
+    attachment.agents?.forEach((agent, agentIndex) => {
+      checkReference(agent, refs.agents, 'agent', [...at, 'agents', agentIndex], list);
+    });
+  });
+}
+
+function checkPatterns(
+  actions: readonly string[],
+  resources: readonly string[],
+  path: IssuePath,
+  caseInsensitive: Set<string>,
+  list: IssueList,
+): void {
+  actions.forEach((action, index) => {
+    tryPattern(() => compileActionPattern(action), [...path, 'actions', index], list);
+  });
+  resources.forEach((resource, index) => {
+    tryPattern(
+      () => compileResourcePattern(resource, caseInsensitive),
+      [...path, 'resources', index],
+      list,
+    );
+  });
+}
+
+function tryPattern(compile: () => unknown, path: IssuePath, list: IssueList): void {
+  try {
+    compile();
+  } catch (error) {
+    if (!(error instanceof PatternError)) throw error;
+    list.add(path, error.message, error.fix);
+  }
+}
