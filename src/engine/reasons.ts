@@ -18,6 +18,7 @@ export const REASONS = [
   'no_matching_grant',
   'invalid_request',
   'evaluation_error',
+  'audit_unavailable',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];

@@ -1,0 +1,71 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import type { Deputy } from '../../deputy.js';
+import type { Policy } from '../../model/policy.js';
+import { formatIssuePath, parsePolicy } from '../../model/validate.js';
+import type { Revision } from '../../storage/revisions.js';
+import { callContext } from '../auth.js';
+import { ApiError, badRequest, notFound } from '../errors.js';
+
+/** Loads the current revision of a workspace or fails with 404. */
+export async function currentRevision(deputy: Deputy, workspace: string): Promise<Revision> {
+  const current = await deputy.revisions.current(workspace);
+  if (!current) throw notFound(`workspace ${workspace} not found`);
+  return current;
+}
+
+/**
+ * Reads the revision a write is based on from `If-Match` (an ETag such as `"7"`). Writes
+ * without it are rejected, so a client can never overwrite a change it has not seen.
+ */
+export function expectedRevision(request: FastifyRequest): number {
+  const header = request.headers['if-match'];
+  if (header === undefined) {
+    throw new ApiError(
+      428,
+      'precondition_required',
+      'send If-Match with the ETag of the revision you read, for example If-Match: "3"',
+    );
+  }
+  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
+  if (!match) throw badRequest('If-Match must be the ETag of a revision, for example "3"');
+  return Number(match[1]);
+}
+
+export function setRevisionTag(reply: FastifyReply, revision: number): void {
+  reply.header('etag', `"${revision}"`);
+}
+
+/**
+ * Validates an edited policy and stores it as a new revision based on the client's `If-Match`.
+ * Invalid edits are 400 with every issue; nothing is stored for them.
+ */
+export async function commitEdit(
+  deputy: Deputy,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  edited: unknown,
+  summary: string,
+): Promise<{ revision: number; policy: Policy }> {
+  const expected = expectedRevision(request);
+  const parsed = parsePolicy(edited);
+  if (!parsed.ok) {
+    throw badRequest(
+      'the change would make the policy invalid',
+      parsed.issues.map((issue) => ({
+        path: formatIssuePath(issue.path),
+        message: issue.message,
+        fix: issue.fix,
+      })),
+    );
+  }
+  const revision = await deputy.apply(
+    parsed.policy,
+    expected,
+    summary,
+    callContext(request),
+    'admin.change',
+  );
+  setRevisionTag(reply, revision);
+  return { revision, policy: parsed.policy };
+}

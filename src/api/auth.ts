@@ -1,0 +1,62 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+import type { Deputy } from '../deputy.js';
+import type { Role } from '../storage/api-keys.js';
+import { ApiError } from './errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated API key. */
+    caller?: { id: string; role: Role };
+  }
+}
+
+/**
+ * Returns a pre-handler that admits callers whose API key has one of `roles`. A missing or
+ * invalid key is 401 and an audit event; a valid key of another role is 403.
+ */
+export function requireRole(deputy: Deputy, roles: readonly Role[]) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const header = request.headers.authorization;
+    const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const caller = key === undefined ? null : await deputy.keys.verify(key);
+
+    if (caller === null) {
+      await recordFailure(deputy, request, key === undefined ? 'missing' : 'invalid');
+      reply.header('www-authenticate', 'Bearer realm="deputy"');
+      throw new ApiError(
+        401,
+        'unauthorized',
+        'a valid API key is required: Authorization: Bearer <key>',
+      );
+    }
+    if (!roles.includes(caller.role)) {
+      throw new ApiError(403, 'forbidden', `this endpoint needs the ${roles.join(' or ')} role`);
+    }
+    request.caller = caller;
+  };
+}
+
+async function recordFailure(deputy: Deputy, request: FastifyRequest, problem: string) {
+  // The key id is public and helps find a leaked or revoked key; the secret part never is logged.
+  const keyId =
+    /^Bearer dpy_([a-f0-9]{16})_/.exec(request.headers.authorization ?? '')?.[1] ?? null;
+  try {
+    await deputy.audit.append({
+      type: 'auth.failure',
+      actor: { type: 'api_key', id: keyId ?? 'anonymous' },
+      request_id: request.id,
+      detail: { problem, method: request.method, route: request.routeOptions.url ?? null },
+    });
+  } catch (error) {
+    request.log.error({ err: error }, 'audit write failed for an authentication failure');
+  }
+}
+
+/** The audit actor and request id of an authenticated request. */
+export function callContext(request: FastifyRequest) {
+  return {
+    actor: { type: 'api_key' as const, id: request.caller?.id ?? 'anonymous' },
+    requestId: request.id,
+  };
+}

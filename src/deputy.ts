@@ -1,0 +1,238 @@
+/**
+ * The Deputy control plane as one object: storage, the compiled policy engine, API keys,
+ * sealed secrets and the audit log. The HTTP API and the CLI are thin layers over it.
+ */
+import type { Logger } from 'pino';
+
+import { AuditLog } from './audit/log.js';
+import type { AuditRecordInput } from './audit/event.js';
+import { PolicyEngine } from './engine/engine.js';
+import { onEvaluationError } from './engine/decide.js';
+import type { Decision, DecisionRequest } from './engine/types.js';
+import { type AuditSigningKey, deriveAuditSigningKey } from './keys/audit-signing-key.js';
+import { loadMasterKey } from './keys/master-key.js';
+import type { Policy } from './model/policy.js';
+import { ApiKeyStore, type Role } from './storage/api-keys.js';
+import { type Database, openDatabase } from './storage/database.js';
+import { RevisionStore } from './storage/revisions.js';
+import { SecretStore } from './storage/secrets.js';
+
+export interface DeputyOptions {
+  /** Database location: a SQLite path, `postgres://…` or `pglite:[DIR]`. */
+  database: string;
+  /** Directory for the master key file when DEPUTY_MASTER_KEY is not set. */
+  dataDir: string;
+  logger: Logger;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Events between signed audit checkpoints. @default 1000 */
+  checkpointEvery?: number;
+  /** Milliseconds between signed audit checkpoints while events arrive. @default 10000 */
+  checkpointIntervalMs?: number;
+  /**
+   * Milliseconds between checks for revisions written by another process (another node, or
+   * `deputy apply`). 0 disables the check. @default 1000
+   */
+  refreshIntervalMs?: number;
+}
+
+/** Who caused an audited operation, and the request it belongs to. */
+export interface CallContext {
+  readonly actor: AuditRecordInput['actor'];
+  readonly requestId: string | null;
+}
+
+export class Deputy {
+  readonly database: Database;
+  readonly engine = new PolicyEngine();
+  readonly revisions: RevisionStore;
+  readonly keys: ApiKeyStore;
+  readonly secrets: SecretStore;
+  readonly audit: AuditLog;
+  readonly logger: Logger;
+  /** Public half of the checkpoint signing key, for `verifyAudit`. */
+  readonly auditPublicKey: AuditSigningKey['publicKey'];
+  #refreshTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    database: Database,
+    audit: AuditLog,
+    masterKey: Uint8Array,
+    signingKey: AuditSigningKey,
+    logger: Logger,
+  ) {
+    this.database = database;
+    this.auditPublicKey = signingKey.publicKey;
+    this.audit = audit;
+    this.logger = logger;
+    this.revisions = new RevisionStore(database.db);
+    this.keys = new ApiKeyStore(database.db);
+    this.secrets = new SecretStore(database.db, masterKey);
+  }
+
+  static async open(options: DeputyOptions): Promise<Deputy> {
+    const masterKey = await loadMasterKey({
+      dataDir: options.dataDir,
+      ...(options.env ? { env: options.env } : {}),
+    });
+    const database = await openDatabase(options.database);
+    try {
+      const signingKey = deriveAuditSigningKey(masterKey.key);
+      const audit = await AuditLog.open(database, {
+        signingKey,
+        logger: options.logger,
+        ...(options.checkpointEvery ? { checkpointEvery: options.checkpointEvery } : {}),
+        ...(options.checkpointIntervalMs
+          ? { checkpointIntervalMs: options.checkpointIntervalMs }
+          : {}),
+      });
+      const deputy = new Deputy(database, audit, masterKey.key, signingKey, options.logger);
+      onEvaluationError((error) =>
+        options.logger.error({ err: error }, 'decision evaluation failed'),
+      );
+      await deputy.keys.refresh();
+      await deputy.reload();
+      deputy.#startRefresh(options.refreshIntervalMs ?? 1000);
+      return deputy;
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Loads the current revision of every stored workspace that is newer than the loaded one,
+   * and the API keys, so changes made by another process take effect here.
+   */
+  async reload(): Promise<void> {
+    await this.keys.refresh();
+    for (const workspace of await this.revisions.workspaces()) {
+      const current = await this.revisions.current(workspace);
+      if (current && current.revision > this.engine.revision(workspace)) {
+        this.engine.load(current.policy, current.revision);
+        this.logger.info({ workspace, revision: current.revision }, 'policy revision loaded');
+      }
+    }
+  }
+
+  #startRefresh(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    this.#refreshTimer = setInterval(() => {
+      this.reload().catch((error) => this.logger.error({ err: error }, 'policy reload failed'));
+    }, intervalMs);
+    this.#refreshTimer.unref();
+  }
+
+  /**
+   * Stores `policy` as a new revision based on `expected`, makes it active and records the
+   * change. Throws RevisionConflictError when `expected` is stale.
+   */
+  async apply(
+    policy: Policy,
+    expected: number,
+    summary: string,
+    call: CallContext,
+    type = 'policy.apply',
+  ): Promise<number> {
+    const actor = `${call.actor.type}:${call.actor.id}`;
+    const revision = await this.revisions.append(policy, { expected, actor, summary });
+    this.engine.load(policy, revision);
+    await this.audit.append({
+      type,
+      workspace: policy.workspace.id,
+      actor: call.actor,
+      revision,
+      request_id: call.requestId,
+      detail: { summary, previous_revision: expected },
+    });
+    return revision;
+  }
+
+  /**
+   * Decides and records each request. If the audit log cannot record a decision, the answer
+   * for the whole call is a deny with reason `audit_unavailable`: nothing is allowed without
+   * its record.
+   */
+  async decide(
+    requests: readonly DecisionRequest[],
+    call: CallContext,
+    now?: number,
+  ): Promise<Decision[]> {
+    const decisions = requests.map((request) => this.engine.decide(request, now));
+    try {
+      await this.audit.appendMany(decisions.map((decision) => decisionRecord(decision, call)));
+      return decisions;
+    } catch (error) {
+      this.logger.error({ err: error, requestId: call.requestId }, 'audit write failed; denying');
+      return decisions.map((decision) => ({
+        ...decision,
+        allowed: false,
+        reason: 'audit_unavailable' as const,
+      }));
+    }
+  }
+
+  /** Creates an API key and records who created it. The key itself is never recorded. */
+  async createKey(
+    role: Role,
+    label: string,
+    call: CallContext,
+  ): Promise<{ id: string; key: string }> {
+    const created = await this.keys.create(role, label);
+    await this.audit.append({
+      type: 'key.create',
+      actor: call.actor,
+      request_id: call.requestId,
+      detail: { key_id: created.id, role, label },
+    });
+    return created;
+  }
+
+  async revokeKey(id: string, call: CallContext): Promise<boolean> {
+    const revoked = await this.keys.revoke(id);
+    if (revoked) {
+      await this.audit.append({
+        type: 'key.revoke',
+        actor: call.actor,
+        request_id: call.requestId,
+        detail: { key_id: id },
+      });
+    }
+    return revoked;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#refreshTimer);
+    await this.audit.close();
+    await this.database.close();
+  }
+}
+
+function decisionRecord(decision: Decision, call: CallContext): AuditRecordInput {
+  return {
+    type: 'decision',
+    workspace: decision.workspace,
+    actor: { type: 'agent', id: decision.agent },
+    identity: decision.identity,
+    invoker: decision.invoker,
+    scope: decision.scope,
+    action: decision.action,
+    resource: decision.resource,
+    decision: decision.allowed ? 'allow' : 'deny',
+    reason: decision.reason,
+    bundle: decision.bundle,
+    grant: decision.grant,
+    connection: decision.connection,
+    revision: decision.revision,
+    decision_id: decision.decisionId,
+    request_id: call.requestId,
+    detail:
+      call.actor.type === 'api_key'
+        ? {
+            caller: call.actor.id,
+            ...(decision.guardrail ? { guardrail: decision.guardrail } : {}),
+          }
+        : decision.guardrail
+          ? { guardrail: decision.guardrail }
+          : null,
+  };
+}
