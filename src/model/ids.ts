@@ -11,7 +11,15 @@ export interface ParsedResource {
   readonly foldedPath: string;
 }
 
-const TYPE_PATTERN = /^[a-z][a-z0-9_-]*$/;
+/** Why a request id is invalid. */
+export class InvalidId {
+  readonly message: string;
+
+  constructor(message: string) {
+    this.message = message;
+  }
+}
+
 const UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const SLASH = 0x2f;
 const DOT = 0x2e;
@@ -56,38 +64,63 @@ function isDotSegment(path: string, start: number, size: number): boolean {
   return size === 1 || path.charCodeAt(start + 1) === DOT;
 }
 
-/**
- * Parses `TYPE:PATH`. Returns the parsed resource, or a string explaining why it is invalid.
- */
+/** Tests for a resource type: a lowercase letter, then lowercase letters, digits, `_` or `-`. */
+function isTypeName(text: string, end: number): boolean {
+  const first = text.charCodeAt(0);
+  if (first < 0x61 || first > 0x7a) return false;
+  for (let index = 1; index < end; index++) {
+    const code = text.charCodeAt(index);
+    const lower = code >= 0x61 && code <= 0x7a;
+    const digit = code >= 0x30 && code <= 0x39;
+    if (!lower && !digit && code !== 0x5f && code !== 0x2d) return false;
+  }
+  return true;
+}
+
+/** Parses `TYPE:PATH` into a ParsedResource, or returns why it is invalid. */
 export function parseResource(
   resource: string,
   caseInsensitiveTypes: ReadonlySet<string>,
-): ParsedResource | string {
+): ParsedResource | InvalidId {
   const colon = resource.indexOf(':');
-  if (colon <= 0) return 'resource must be TYPE:PATH';
+  if (colon <= 0) return new InvalidId('resource must be TYPE:PATH');
+  if (!isTypeName(resource, colon)) {
+    return new InvalidId('resource type must be lowercase letters, digits, _ and -');
+  }
 
   const type = resource.slice(0, colon);
-  if (!TYPE_PATTERN.test(type)) return `resource type "${type}" is invalid`;
-
   const path = resource.slice(colon + 1);
   const problem = checkPath(path);
-  if (problem !== null) return `resource path ${problem}`;
+  if (problem !== null) return new InvalidId(`resource path ${problem}`);
 
   const foldedPath = caseInsensitiveTypes.has(type) ? path.toLowerCase() : path;
   return { type, path, foldedPath };
 }
 
-const ACTION_CHARACTER = /^[A-Za-z0-9_.-]+$/;
-
 /**
- * Validates an action and returns it lower-cased, or a string explaining why it is invalid.
- * Actions are ASCII and compared without regard to case, like HTTP method names.
+ * Validates an action and returns it lower-cased, or returns why it is invalid. Actions are
+ * `.`-separated segments of ASCII letters, digits, `_` and `-`, compared without regard to
+ * case, like HTTP method names.
  */
-export function parseAction(action: string): { action: string } | string {
-  if (!ACTION_CHARACTER.test(action)) {
-    return 'action must be .-separated segments of letters, digits, _ and -';
+export function parseAction(action: string): string | InvalidId {
+  const length = action.length;
+  let segmentStart = 0;
+  let upper = false;
+
+  for (let index = 0; index <= length; index++) {
+    const code = index === length ? DOT : action.charCodeAt(index);
+    if (code === DOT) {
+      if (index === segmentStart) return new InvalidId('action has an empty segment');
+      segmentStart = index + 1;
+      continue;
+    }
+    const lower = code >= 0x61 && code <= 0x7a;
+    const capital = code >= 0x41 && code <= 0x5a;
+    const digit = code >= 0x30 && code <= 0x39;
+    if (!lower && !capital && !digit && code !== 0x5f && code !== 0x2d) {
+      return new InvalidId('action must be .-separated segments of letters, digits, _ and -');
+    }
+    upper ||= capital;
   }
-  const problem = checkPath(action, DOT);
-  if (problem !== null) return `action ${problem}`;
-  return { action: action.toLowerCase() };
+  return upper ? action.toLowerCase() : action;
 }

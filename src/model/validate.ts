@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 
-import { parseResource } from './ids.js';
+import { InvalidId, parseResource } from './ids.js';
 import { compileActionPattern, compileResourcePattern, PatternError } from './patterns.js';
 import { type Policy, policySchema, SECRET_REFERENCE } from './policy.js';
 
@@ -206,10 +206,10 @@ function checkConnections(policy: Policy, caseInsensitive: Set<string>, list: Is
     });
     connection.resources.forEach((resource, resourceIndex) => {
       const parsed = parseResource(resource, caseInsensitive);
-      if (typeof parsed === 'string') {
+      if (parsed instanceof InvalidId) {
         list.add(
           [...at, 'resources', resourceIndex],
-          `${parsed}: "${resource}"`,
+          `${parsed.message}: "${resource}"`,
           'list concrete resource ids here, not patterns',
         );
       }

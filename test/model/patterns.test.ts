@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { parseResource } from '../../src/model/ids.js';
+import { InvalidId, parseResource } from '../../src/model/ids.js';
 import {
   compileActionPattern,
   compileResourcePattern,

@@ -1,0 +1,23 @@
+import { it } from 'vitest';
+import { startHarness, auditEventsAfter } from './harness.js';
+it('explore', async () => {
+  const h = await startHarness();
+  const auth = { authorization: `Bearer ${h.keys.pep}` };
+  const show = async (opts: any) => { const r = await h.app.inject(opts); console.log(opts.method, opts.url, r.statusCode, JSON.stringify(r.headers), r.body); };
+  await show({ method: 'GET', url: '/.well-known/authzen-configuration' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: auth, payload: { subject: { type: 'agent', id: 'helper' }, action: { name: 'repo.read' }, resource: { type: 'repo', id: 'acme/handbook' } } });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: auth, payload: { subject: { type: 'agent', id: 1 }, action: { name: 'repo.read' }, resource: { type: 'repo', id: 'acme/handbook' } } });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {...auth, 'content-type': 'application/json'}, payload: '{bad' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {...auth, 'content-type': 'application/json'}, payload: '' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {...auth}, payload: '' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {...auth, 'content-type': 'text/plain'}, payload: '{}' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {...auth}, payload: '{"subject":{}}' });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {authorization: 'Bearer dpy_0123456789abcdef_' + 'A'.repeat(43)}, payload: {} });
+  await show({ method: 'POST', url: '/access/v1/evaluation', headers: {authorization: `Bearer ${h.keys.auditor}`}, payload: {} });
+  await show({ method: 'POST', url: '/access/v1/search/resource', headers: auth, payload: { subject: { type: 'agent', id: 'helper', properties: {channel: 'C02ENG'} }, action: { name: 'repo.read' }, resource: { type: 'repo' }, page: {limit: 2} } });
+  await show({ method: 'POST', url: '/access/v1/search/action', headers: auth, payload: { subject: { type: 'agent', id: 'helper', properties: {channel: 'C02ENG'} }, resource: { type: 'repo', id: 'acme/infra' } } });
+  await show({ method: 'POST', url: '/access/v1/search/subject', headers: auth, payload: { subject: { type: 'agent' }, action: { name: 'repo.read' }, resource: { type: 'repo', id: 'acme/handbook' } } });
+  const events = await auditEventsAfter(h.deputy);
+  console.log(JSON.stringify(events.slice(-3), null, 1));
+  await h.close();
+});
