@@ -1,6 +1,6 @@
 import type { AuditEvent } from './event.js';
 
-/** Maximum nesting depth of a canonicalized value; deeper values are rejected as likely cycles. */
+/** Maximum nesting depth of a canonicalized value. Deeper values are rejected as likely cycles. */
 const MAX_DEPTH = 64;
 
 /**

@@ -63,7 +63,7 @@ export function signCheckpoint(
   return { ...unsigned, signature: signature.toString('base64url') };
 }
 
-/** Checks a checkpoint's Ed25519 signature; a malformed signature is reported as invalid. */
+/** Checks a checkpoint's Ed25519 signature. A malformed signature counts as invalid. */
 export function verifyCheckpointSignature(
   checkpoint: AuditCheckpointTable,
   publicKey: KeyObject,

@@ -1,6 +1,6 @@
 import { canonicalizeJson } from './canonical.js';
 
-/** Who performed the audited action. */
+/** The principal that performed the audited action. */
 export interface AuditActor {
   type: 'agent' | 'member' | 'api_key' | 'cli' | 'system';
   id: string;

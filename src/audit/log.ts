@@ -35,11 +35,11 @@ export interface AuditLogStats {
   checkpoints: number;
   /** Transactions that failed and rejected their appends. */
   failedBatches: number;
-  /** Most events committed in one transaction. */
+  /** Maximum events committed in one transaction. */
   largestBatch: number;
 }
 
-/** An appendMany call waiting in the queue; its records are committed together. */
+/** An appendMany call waiting in the queue. Its records are committed together. */
 interface PendingAppend {
   items: TimedRecord[];
   resolve(events: AuditEvent[]): void;
@@ -130,7 +130,7 @@ export class AuditLog {
   /** Appends records as consecutive events in one transaction, like {@link append}. */
   async appendMany(records: readonly AuditRecordInput[]): Promise<AuditEvent[]> {
     if (this.#closing !== null) {
-      throw new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed; no event was written');
+      throw new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed, so no event was written');
     }
     const time = this.#now().toISOString();
     const items = records.map((record) => ({ record: normalizeAuditRecord(record), time }));
@@ -191,7 +191,7 @@ export class AuditLog {
 
     this.#timer = setInterval(() => {
       if (this.#uncheckpointed === 0 || this.#checkpointWaiters.length > 0) return;
-      // A failure is logged by the write; the next tick tries again.
+      // The write logs a failure, and the next tick tries again.
       this.requestCheckpoint().catch(() => {});
     }, intervalMs);
     this.#timer.unref();
@@ -225,16 +225,19 @@ export class AuditLog {
   /** Takes whole appendMany calls from the queue, up to maxBatch events (at least one call). */
   #takeBatch(): PendingAppend[] {
     let count = 0;
-    let taken = 0;
+    let entryCount = 0;
     for (const entry of this.#queue) {
-      if (taken > 0 && count + entry.items.length > this.#maxBatch) break;
+      if (entryCount > 0 && count + entry.items.length > this.#maxBatch) break;
       count += entry.items.length;
-      taken += 1;
+      entryCount += 1;
     }
-    return this.#queue.splice(0, taken);
+    return this.#queue.splice(0, entryCount);
   }
 
-  /** Writes one transaction and settles its appends; it never throws. */
+  /**
+   * Writes one transaction and settles its appends and checkpoint waiters. A failed write
+   * rejects them instead of throwing.
+   */
   async #writeBatch(batch: PendingAppend[], waiters: CheckpointWaiter[]): Promise<void> {
     const items = batch.flatMap((entry) => entry.items);
     let events: AuditEvent[] = [];
@@ -248,15 +251,17 @@ export class AuditLog {
         return write.rows;
       });
     } catch (error) {
-      this.#stats.failedBatches += 1;
-      this.#failures.record(error, items.length);
       const failure = new AuditError(
         'ERR_AUDIT_WRITE_FAILED',
-        `failed to write ${items.length} audit events to the database; see the cause`,
+        `failed to write ${items.length} audit ${items.length === 1 ? 'event' : 'events'} ` +
+          'to the database (see the cause)',
         { cause: error },
       );
       batch.forEach((entry) => entry.reject(failure));
       waiters.forEach((waiter) => waiter.reject(failure));
+
+      this.#stats.failedBatches += 1;
+      this.#failures.record(error, items.length);
       return;
     }
 

@@ -33,24 +33,25 @@ const USER_TYPE_IDS: Readonly<Record<string, number>> = {
 };
 
 /**
- * Maps an audit event to an OCSF 1.5.0 API Activity event (class_uid 6003, category_uid 6):
+ * Maps an audit event to an OCSF 1.5.0 API Activity event (class_uid 6003, category_uid 6).
  *
- * - `activity_id` from the type's last word: create 1, read 2, update/set/apply 3, delete
- *   and revoke 4, anything else (`decision`, `auth.failure`) 99 Other with the type as
- *   `activity_name`;
- * - `status_id` 2 Failure for a deny or a type ending in `.failure`, else 1 Success, with
- *   `reason` as `status_detail`;
- * - `actor.user` from the actor, `actor.authorizations` from the decision;
- * - `api.operation` from the action (the type when there is none), `api.request.uid` from
- *   request_id;
- * - `resources` from resource and connection;
+ * - `activity_id` comes from the type's last word: create 1, read 2, update/set/apply 3,
+ *   delete/revoke 4. Other types (`decision`, `auth.failure`) get 99 Other, with the type as
+ *   `activity_name`.
+ * - `status_id` is 2 Failure for a deny or a type ending in `.failure`, else 1 Success. The
+ *   reason becomes `status_detail`.
+ * - `actor.user` comes from the actor, and `actor.authorizations` from the decision.
+ * - `api.operation` is the action, or the type when there is none. `api.request.uid` is the
+ *   request_id.
+ * - `resources` lists the resource and the connection.
  * - `metadata.uid` is the seq as a string, `metadata.tenant_uid` the workspace and
- *   `metadata.correlation_uid` the request_id;
- * - every other field goes to `unmapped` under its audit name, with the chain's prev and hash.
+ *   `metadata.correlation_uid` the request_id.
+ * - `unmapped` contains the fields without an OCSF attribute, plus seq, type, workspace and
+ *   decision under their audit names, and the chain's prev and hash.
  *
  * NOTE: the audit log records no network endpoint, so `src_endpoint`, which API Activity
- * requires, is absent. The numbers above were checked against OCSF documentation for 1.0 to
- * 1.7, not validated with an OCSF schema tool.
+ * requires, is absent. The ids above come from published OCSF 1.x schema pages, and no OCSF
+ * validator has checked this output.
  */
 export function toOcsf(event: StoredAuditEvent): Record<string, unknown> {
   const activity = activityOf(event.type);

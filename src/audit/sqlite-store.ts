@@ -33,7 +33,10 @@ export class SqliteAuditStore implements AuditStore {
       // better-sqlite3 turns a nested transaction into a savepoint, which would commit the
       // events only when the outer transaction commits.
       if (this.sqlite.inTransaction) {
-        throw new Error('the SQLite handle is already inside a transaction');
+        throw new Error(
+          'the SQLite handle is inside a transaction opened outside kysely: commit it ' +
+            'before appending audit events',
+        );
       }
       // IMMEDIATE takes the write lock before the head is read, so another process that
       // shares the file waits (busy_timeout) instead of numbering from the same head.

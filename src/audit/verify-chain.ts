@@ -8,7 +8,7 @@ export type AuditProblemKind =
   | 'malformed'
   /** The body no longer matches the hash it was stored with. */
   | 'modified'
-  /** The hash column was changed; the body still matches the chain. */
+  /** The hash column was changed, but the body still matches the chain. */
   | 'hash_mismatch'
   /** The time, workspace or type column differs from the body. */
   | 'column_mismatch'
@@ -34,7 +34,7 @@ export interface AuditProblem {
   message: string;
 }
 
-/** What the verifier keeps about a stored event to check the events after it. */
+/** State of a checked event that the checks of later events need. */
 export interface VerifiedLink {
   seq: number;
   /** Hashes the next event's prev may match: the stored one, and the body's when they differ. */
@@ -104,14 +104,14 @@ export class ChainVerifier {
     return link;
   }
 
-  /** Records a checkpoint's hash for `link`, which tells which side of a mismatch changed. */
+  /** Records a checkpoint's hash for `link`, which shows which side of a mismatch changed. */
   addCheckpointEvidence(link: VerifiedLink, checkpointHash: string): void {
     if (link.mismatch !== null) {
       link.mismatch.evidence = checkpointHash;
     }
   }
 
-  /** Reports the last event's unresolved mismatch; call after the last event. */
+  /** Reports the last event's unresolved mismatch. Call it after the last event. */
   finish(): void {
     this.#settleMismatch(this.#previous, null);
   }

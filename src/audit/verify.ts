@@ -10,7 +10,7 @@ import { type AuditProblem, ChainVerifier, type VerifiedLink } from './verify-ch
 export interface VerifyAuditOptions {
   /** Rows read per query. @default 1000 */
   pageSize?: number;
-  /** Problems kept in the report; the rest are only counted. @default 1000 */
+  /** Maximum problems listed in the report. The rest are only counted. @default 1000 */
   maxProblems?: number;
 }
 
@@ -140,7 +140,7 @@ function countCheckpoint(
 }
 
 function buildReport(chain: ChainVerifier, counts: CheckpointCounts): AuditVerifyReport {
-  // Problems come in scan order; a stable sort keeps each seq's problems in that order.
+  // Problems come in scan order, and a stable sort keeps each seq's problems in that order.
   const problems = [...chain.problems].sort((a, b) => a.seq - b.seq);
   const events = { total: chain.total, valid: chain.total - chain.invalid };
   const checkpoints = { total: counts.total, valid: counts.valid };
@@ -168,12 +168,12 @@ class CheckpointCursor {
       await this.#advance();
     }
 
-    const taken: AuditCheckpointTable[] = [];
+    const checkpoints: AuditCheckpointTable[] = [];
     while (this.#next !== undefined && this.#next.seq <= seq) {
-      taken.push(this.#next);
+      checkpoints.push(this.#next);
       await this.#advance();
     }
-    return taken;
+    return checkpoints;
   }
 
   async #advance(): Promise<void> {

@@ -73,12 +73,28 @@ export function parsePolicyText(text: string, file: string): Policy {
     );
   }
 
-  const result = parsePolicy(document.toJS({ maxAliasCount: 100 }));
+  let data: unknown;
+  try {
+    data = document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // The YAML library refuses documents whose aliases expand too far (a "billion laughs").
+    throw new ConfigError([
+      {
+        file,
+        line: 1,
+        column: 1,
+        path: '(yaml)',
+        message: error instanceof Error ? error.message : 'the YAML document cannot be expanded',
+        fix: 'use fewer nested aliases',
+      },
+    ]);
+  }
+  const result = parsePolicy(data);
   if (result.ok) return result.policy;
 
   throw new ConfigError(
     result.issues.map((issue) => {
-      const position = lineCounter.linePos(locate(document, issue.path));
+      const position = lineCounter.linePos(locate(document, issue.path, issue.atKey === true));
       return {
         file,
         line: position.line,
@@ -95,11 +111,11 @@ export function parsePolicyText(text: string, file: string): Policy {
  * Finds the source offset of a document path. A path that does not exist in the file (a
  * missing key) resolves to its nearest existing ancestor; an unknown key resolves to the key.
  */
-function locate(document: Document, path: IssuePath): number {
+function locate(document: Document, path: IssuePath, atKey: boolean): number {
   let node: unknown = document.contents;
   let offset = rangeStart(node) ?? 0;
 
-  for (const part of path) {
+  for (const [index, part] of path.entries()) {
     if (isMap(node)) {
       const pair = node.items.find(
         (item) => isPair(item) && isScalar(item.key) && item.key.value === part,
@@ -107,7 +123,8 @@ function locate(document: Document, path: IssuePath): number {
       if (!pair) break;
       offset = rangeStart(pair.key) ?? offset;
       node = pair.value;
-      offset = rangeStart(node) ?? offset;
+      // An unknown key is reported at the key itself; any other issue at the value.
+      if (!(atKey && index === path.length - 1)) offset = rangeStart(node) ?? offset;
       continue;
     }
     const items = (node as { items?: unknown[] } | null)?.items;

@@ -98,8 +98,7 @@ function compileScope(context: Context, parts: ScopeParts): CompiledScope {
     ...parts,
     identitySuffix: isPrivate ? `/channel:${parts.channel}` : '',
     guardrails: compileGuardrails(context, parts.visibility),
-    grantsByAction: new Map(),
-    guardrailsByAction: new Map(),
+    byAction: new Map(),
     memoryRead: new Set([ownCompartment, 'workspace']),
     memoryWrite: new Set([ownCompartment]),
   };

@@ -33,6 +33,12 @@ export interface CompiledMember {
 
 export type ScopeVisibility = 'workspace' | 'public' | 'private' | 'shared' | 'dm';
 
+/** The rules of a scope whose action patterns match one action. */
+export interface ActionCandidates {
+  readonly grants: readonly CompiledGrant[];
+  readonly guardrails: readonly CompiledRule[];
+}
+
 /** A workspace or channel scope, with its candidates precomputed. */
 export interface CompiledScope {
   readonly scope: string;
@@ -46,8 +52,8 @@ export interface CompiledScope {
   /** Channel attachments' grants first, then the inherited workspace ones: narrowest first. */
   readonly grants: readonly CompiledGrant[];
   readonly guardrails: readonly CompiledRule[];
-  readonly grantsByAction: Map<string, readonly CompiledGrant[]>;
-  readonly guardrailsByAction: Map<string, readonly CompiledRule[]>;
+  /** Grants and guardrails whose action patterns match an action, memoized per action. */
+  readonly byAction: Map<string, ActionCandidates>;
   /** Memory compartments the scope may read and write. */
   readonly memoryRead: ReadonlySet<string>;
   readonly memoryWrite: ReadonlySet<string>;

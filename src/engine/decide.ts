@@ -8,6 +8,7 @@ import { InvalidId, parseAction, parseResource, type ParsedResource } from '../m
 import { matchAction, matchResource } from '../model/patterns.js';
 import {
   ACTION_CACHE_LIMIT,
+  type ActionCandidates,
   type CompiledGrant,
   type CompiledMember,
   type CompiledRule,
@@ -36,6 +37,13 @@ export function decide(
   request: DecisionRequest,
   now?: number,
 ): Decision {
+  if (!isRequestShape(request)) {
+    return toDecision(workspace, EMPTY_REQUEST, 'workspace', {
+      reason: 'invalid_request',
+      detail:
+        'workspace, agent, action and resource must be strings; channel and invoker strings or absent',
+    });
+  }
   const scope = request.channel === undefined ? 'workspace' : scopeName(request.channel);
   let outcome: Outcome;
   try {
@@ -57,6 +65,22 @@ let decisionCounter = 0;
 
 function nextDecisionId(): string {
   return DECISION_ID_PREFIX + ++decisionCounter;
+}
+
+const NO_TYPES: ReadonlySet<string> = new Set();
+const EMPTY_REQUEST: DecisionRequest = { workspace: '', agent: '', action: '', resource: '' };
+
+function isRequestShape(request: DecisionRequest): boolean {
+  if (request === null || typeof request !== 'object') return false;
+  const { workspace, agent, action, resource, channel, invoker } = request;
+  return (
+    typeof workspace === 'string' &&
+    typeof agent === 'string' &&
+    typeof action === 'string' &&
+    typeof resource === 'string' &&
+    (channel === undefined || typeof channel === 'string') &&
+    (invoker === undefined || typeof invoker === 'string')
+  );
 }
 
 function scopeName(channel: string): string {
@@ -112,16 +136,14 @@ function evaluate(
   request: DecisionRequest,
   now: number | undefined,
 ): Outcome {
-  if (typeof request.action !== 'string' || typeof request.resource !== 'string') {
-    return { reason: 'invalid_request', detail: 'action and resource must be strings' };
-  }
   const action = parseAction(request.action);
   if (action instanceof InvalidId) return { reason: 'invalid_request', detail: action.message };
 
+  const resource = parseResource(request.resource, workspace?.caseInsensitiveTypes ?? NO_TYPES);
+  if (resource instanceof InvalidId) return { reason: 'invalid_request', detail: resource.message };
+
   // An unknown workspace answers like an unknown agent, so callers learn nothing about tenants.
   if (workspace === undefined) return { reason: 'agent_unknown' };
-  const resource = parseResource(request.resource, workspace.caseInsensitiveTypes);
-  if (resource instanceof InvalidId) return { reason: 'invalid_request', detail: resource.message };
 
   const status = workspace.agents.get(request.agent);
   if (status === undefined) return { reason: 'agent_unknown' };
@@ -157,19 +179,21 @@ function evaluateScope(
     return { reason: 'invoker_required', identity };
   }
 
-  const guardrail = findRule(guardrailsFor(scope, action), resource);
-  if (guardrail !== null)
+  const candidates = candidatesFor(scope, action);
+  const guardrail = findRule(candidates.guardrails, resource);
+  if (guardrail !== null) {
     return { reason: 'forbidden_by_guardrail', identity, guardrail: guardrail.id };
+  }
 
   if (resource.type === 'memory') {
     return { reason: checkMemory(scope.memoryRead, scope.memoryWrite, action, resource), identity };
   }
-  return matchGrants(workspace, scope, request, action, resource, now, identity);
+  return matchGrants(workspace, candidates.grants, request, action, resource, now, identity);
 }
 
 function matchGrants(
   workspace: CompiledWorkspace,
-  scope: CompiledScope,
+  grants: readonly CompiledGrant[],
   request: DecisionRequest,
   action: string,
   resource: ParsedResource,
@@ -181,7 +205,7 @@ function matchGrants(
   let lacking: CompiledGrant | null = null;
   let needsInvoker: CompiledGrant | null = null;
 
-  for (const grant of grantsFor(scope, action)) {
+  for (const grant of grants) {
     // The clock is read only for time-boxed attachments: most decisions never need it.
     if (grant.until !== Infinity && grant.until <= (now ??= Date.now())) continue;
     if (grant.agents !== null && !grant.agents.has(request.agent)) continue;
@@ -293,12 +317,20 @@ function matchesResource(rule: CompiledRule, resource: ParsedResource): boolean 
   return false;
 }
 
-function grantsFor(scope: CompiledScope, action: string): readonly CompiledGrant[] {
-  return cachedByAction(scope.grantsByAction, scope.grants, action);
+function candidatesFor(scope: CompiledScope, action: string): ActionCandidates {
+  const cached = scope.byAction.get(action);
+  if (cached !== undefined) return cached;
+
+  const candidates = {
+    grants: filterByAction(scope.grants, action),
+    guardrails: filterByAction(scope.guardrails, action),
+  };
+  if (scope.byAction.size < ACTION_CACHE_LIMIT) scope.byAction.set(action, candidates);
+  return candidates;
 }
 
-function guardrailsFor(scope: CompiledScope, action: string): readonly CompiledRule[] {
-  return cachedByAction(scope.guardrailsByAction, scope.guardrails, action);
+function filterByAction<T extends CompiledRule>(rules: readonly T[], action: string): T[] {
+  return rules.filter((rule) => rule.actions.some((pattern) => matchAction(pattern, action)));
 }
 
 function entitlementsFor(member: CompiledMember, action: string) {

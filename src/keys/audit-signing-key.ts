@@ -9,11 +9,11 @@ import {
 import { KeyError } from './errors.js';
 import { MASTER_KEY_BYTES } from './master-key.js';
 
-/** HKDF info for the audit checkpoint key; changing it changes every key id. */
+/** HKDF info for the audit checkpoint key. Changing it changes every key id. */
 const AUDIT_KEY_INFO = 'deputy audit checkpoint v1';
 
 /**
- * DER header of a PKCS #8 Ed25519 private key (RFC 8410 section 7); the 32-byte seed follows.
+ * DER header of a PKCS #8 Ed25519 private key (RFC 8410 section 7). The 32-byte seed follows.
  */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
@@ -65,8 +65,8 @@ export function exportPublicKeyPem(publicKey: KeyObject): string {
  * errors. Throws a KeyError with code ERR_PUBLIC_KEY_INVALID.
  */
 export function importPublicKeyPem(pem: string, source = 'public key'): KeyObject {
-  // createPublicKey would accept a private key and derive its public half; a private key in
-  // a file meant for verifiers is a leak, so it is rejected.
+  // createPublicKey would accept a private key and derive its public half. A private key in a
+  // file meant for verifiers is a leak, so it is rejected.
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem)) {
     throw new KeyError(
       'ERR_PUBLIC_KEY_INVALID',

@@ -20,7 +20,7 @@ export function seal(masterKey: Uint8Array, plaintext: string | Uint8Array, aad:
   const key = deriveSealingKey(masterKey);
   checkAad(aad);
 
-  // A random 96-bit IV per message; GCM stays safe for far more messages than Deputy stores.
+  // A random 96-bit IV per message. NIST SP 800-38D allows 2^32 such messages per key.
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(Buffer.from(aad, 'utf8'));

@@ -53,6 +53,8 @@ export function checkPath(path: string, separator: number = SLASH): string | nul
 
   // ASCII text is always NFC; only other text needs the slower checks.
   if (!ascii) {
+    // A lone surrogate becomes U+FFFD in UTF-8, so two distinct ids would reach a system as one.
+    if (!path.isWellFormed()) return 'contains a lone surrogate';
     if (UNSAFE_CHARACTER.test(path)) return 'contains a control or format character';
     if (path.normalize('NFC') !== path) return 'is not in Unicode NFC';
   }

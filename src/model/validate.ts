@@ -15,6 +15,8 @@ export interface PolicyIssue {
   readonly path: IssuePath;
   readonly message: string;
   readonly fix?: string;
+  /** Whether the issue is about the key at `path` (an unknown key) rather than its value. */
+  readonly atKey?: boolean;
 }
 
 export type PolicyParseResult =
@@ -25,7 +27,7 @@ export type PolicyParseResult =
 export function parsePolicy(input: unknown): PolicyParseResult {
   const parsed = policySchema.safeParse(input);
   if (!parsed.success) {
-    return { ok: false, issues: parsed.error.issues.map(fromZodIssue) };
+    return { ok: false, issues: parsed.error.issues.map((issue) => fromZodIssue(issue, input)) };
   }
   const issues = checkPolicy(parsed.data);
   return issues.length === 0 ? { ok: true, policy: parsed.data } : { ok: false, issues };
@@ -40,7 +42,16 @@ export function formatIssuePath(path: IssuePath): string {
   return text === '' ? '(document)' : text;
 }
 
-function fromZodIssue(issue: z.core.$ZodIssue): PolicyIssue {
+function valueAt(input: unknown, path: IssuePath): unknown {
+  let value = input;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string | number, unknown>)[part];
+  }
+  return value;
+}
+
+function fromZodIssue(issue: z.core.$ZodIssue, input: unknown): PolicyIssue {
   const path = issue.path.filter((part): part is string | number => typeof part !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.join(', ');
@@ -48,9 +59,10 @@ function fromZodIssue(issue: z.core.$ZodIssue): PolicyIssue {
       path: [...path, issue.keys[0] ?? ''],
       message: `unknown key ${keys}`,
       fix: 'remove it or check its spelling against the configuration reference',
+      atKey: true,
     };
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (path.length > 0 && valueAt(input, path) === undefined) {
     return { path, message: `missing required key`, fix: `add ${formatIssuePath(path)}` };
   }
   return { path, message: issue.message };
