@@ -244,7 +244,11 @@ function checkBundles(policy: Policy, refs: References, list: IssueList): void {
       const grantAt = [...at, 'grants', grantIndex];
       if (grant.id !== undefined) {
         if (grantIds.has(grant.id))
-          list.add([...grantAt, 'id'], `duplicate grant id "${grant.id}"`);
+          list.add(
+            [...grantAt, 'id'],
+            `duplicate grant id "${grant.id}"`,
+            'give each grant of a bundle its own id',
+          );
         grantIds.add(grant.id);
       }
       if (grant.connection !== undefined) {
