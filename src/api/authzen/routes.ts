@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 
 import type { Deputy } from '../../deputy.js';
@@ -127,6 +128,7 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
           ? searchAgents(deputy.engine, probe, probe.action, probe.resource)
           : [];
       const results = found.map((decision) => ({ type: 'agent', id: decision.agent }));
+      await recordSearch(deputy, request, 'search.subject', probe, results.length);
       return paginate(results, page);
     },
   );
@@ -151,6 +153,7 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
         const colon = decision.resource.indexOf(':');
         return { type: decision.resource.slice(0, colon), id: decision.resource.slice(colon + 1) };
       });
+      await recordSearch(deputy, request, 'search.resource', probe, results.length);
       return paginate(results, page);
     },
   );
@@ -165,6 +168,7 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
       const { subject, resource, context, page } = request.body;
       const probe = toDecisionRequest(deputy.engine, subject, { name: '' }, resource, context);
       const found = searchActions(deputy.engine, probe, probe.agent, probe.resource);
+      await recordSearch(deputy, request, 'search.action', probe, found.length);
       return paginate(
         found.map((decision) => ({ name: decision.action })),
         page,
@@ -172,6 +176,35 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
     },
   );
 };
+
+/**
+ * Records a search. Like a decision, a search is answered only once its record is written.
+ */
+async function recordSearch(
+  deputy: Deputy,
+  request: FastifyRequest,
+  type: string,
+  probe: DecisionRequest,
+  count: number,
+): Promise<void> {
+  const call = callContext(request);
+  await deputy.audit.append({
+    type,
+    workspace: probe.workspace,
+    actor: { type: 'agent', id: probe.agent },
+    invoker: probe.invoker ?? null,
+    scope: scopeOf(probe.channel),
+    action: probe.action === '' ? null : probe.action,
+    resource: probe.resource.endsWith(':') ? null : probe.resource,
+    request_id: call.requestId,
+    detail: { caller: call.actor.id, results: count },
+  });
+}
+
+function scopeOf(channel: string | undefined): string {
+  if (channel === undefined) return 'workspace';
+  return channel.startsWith('dm:') ? channel : `channel:${channel}`;
+}
 
 /**
  * Applies `deny_on_first_deny` and `permit_on_first_permit`: requests after the first deny
