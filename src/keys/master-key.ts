@@ -94,7 +94,10 @@ async function loadKeyFile(dataDir: string): Promise<MasterKey> {
   // Another process created the file between the read and the link.
   const raced = await readKeyFile(path);
   if (raced === null) {
-    throw new KeyError('ERR_MASTER_KEY_INVALID', `master key file ${path} vanished while loading`);
+    throw new KeyError(
+      'ERR_MASTER_KEY_INVALID',
+      `master key file ${path} was deleted while it was being loaded: start Deputy again`,
+    );
   }
   return { key: raced, source: 'file', path, created: false };
 }

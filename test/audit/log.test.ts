@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { AuditError } from '../../src/audit/errors.js';
 import type { AuditEvent } from '../../src/audit/event.js';
@@ -26,12 +26,19 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
   (_name, backend) => {
     let database: TestDatabase;
 
-    beforeEach(async () => {
+    // One database per backend, emptied before each test, keeps PGlite tests fast. Tests that
+    // close their database open their own.
+    beforeAll(async () => {
       database = await backend.open();
     });
 
-    afterEach(async () => {
+    afterAll(async () => {
       await database.destroy();
+    });
+
+    beforeEach(async () => {
+      await execute(database, 'delete from audit_checkpoints');
+      await execute(database, 'delete from audit_events');
     });
 
     it('numbers concurrent bursts 1..N in one chain', async () => {
@@ -177,7 +184,7 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
 
     it('rejects an invalid record with a TypeError', async () => {
       const log = await openLog(database);
-      const invalid = { type: 'Bad Type', actor: { type: 'cli', id: 'cli' } };
+      const invalid = { type: 'Bad Type', actor: { type: 'cli', id: 'cli' } } as const;
 
       await expect(log.append(invalid)).rejects.toThrow(TypeError);
       await log.close();
@@ -205,10 +212,11 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
     });
 
     it('rejects appends when the database is closed', async () => {
-      const log = await openLog(database);
+      const own = await backend.open();
+      const log = await openLog(own);
       await log.append(decisionRecord(1));
 
-      await database.close();
+      await own.close();
       const errors = await Promise.all(
         [log.append(decisionRecord(2)), log.append(decisionRecord(3))].map(rejection),
       );
@@ -221,29 +229,34 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       expect(closeError.code).toBe('ERR_AUDIT_WRITE_FAILED');
 
       // A restart on the same location continues the chain after the committed event.
-      database = { ...database, ...(await openDatabase(database.location)) };
-      const restarted = await openLog(database);
+      const reopened = await openDatabase(own.location);
+      const restarted = await openLog(reopened);
       const event = await restarted.append(decisionRecord(4));
       await restarted.close();
+      const rows = await eventRows(reopened);
+      await reopened.close();
+      await own.destroy();
 
       expect(event.seq).toBe(2);
-      expect(event.prev).toBe((await eventRows(database))[0]?.hash);
+      expect(event.prev).toBe(rows[0]?.hash);
     });
 
     it('continues the chain after a restart', async () => {
-      const first = await openLog(database, { checkpointEvery: 10 });
+      const own = await backend.open();
+      const first = await openLog(own, { checkpointEvery: 10 });
       await first.appendMany(Array.from({ length: 25 }, (_, i) => decisionRecord(i)));
       await first.close();
-      await database.close();
+      await own.close();
 
-      database = { ...database, ...(await openDatabase(database.location)) };
-      const second = await openLog(database, { checkpointEvery: 10 });
+      const reopened = await openDatabase(own.location);
+      const second = await openLog(reopened, { checkpointEvery: 10 });
       const events = await second.appendMany(
         Array.from({ length: 5 }, (_, i) => decisionRecord(i)),
       );
       await second.close();
-
-      const report = await verifyAudit(database, signingKey.publicKey);
+      const report = await verifyAudit(reopened, signingKey.publicKey);
+      await reopened.close();
+      await own.destroy();
 
       expect(events.map((event) => event.seq)).toEqual([26, 27, 28, 29, 30]);
       expect(formatVerifyReport(report)).toBe('30/30 events valid, 2/2 checkpoints valid');

@@ -1,6 +1,6 @@
 import type { AuditRecordInput } from '../../src/audit/event.js';
 
-/** A decision record; `n` varies the fields so every event has its own body. */
+/** Builds a decision record. `n` varies the fields, so every event gets its own body. */
 export function decisionRecord(n: number, workspace = 'acme'): AuditRecordInput {
   return {
     type: 'decision',
