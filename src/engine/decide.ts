@@ -47,6 +47,10 @@ export function decide(
   const scope = request.channel === undefined ? 'workspace' : scopeName(request.channel);
   let outcome: Outcome;
   try {
+    if (now !== undefined && !Number.isFinite(now)) {
+      // A broken clock must not keep a time-boxed attachment alive.
+      throw new TypeError(`now must be a finite number of milliseconds, got ${now}`);
+    }
     outcome = evaluate(workspace, request, now);
   } catch (error) {
     // Fail closed: an unexpected error is a deny with its own reason, never an allow.

@@ -40,6 +40,7 @@ export class PolicyEngine {
   }
 
   decide(request: DecisionRequest, now?: number): Decision {
-    return decide(this.#workspaces.get(request.workspace), request, now);
+    const workspace = typeof request?.workspace === 'string' ? request.workspace : '';
+    return decide(this.#workspaces.get(workspace), request, now);
   }
 }

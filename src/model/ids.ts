@@ -20,6 +20,8 @@ export class InvalidId {
   }
 }
 
+const HOST_NAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const SLASH = 0x2f;
 const DOT = 0x2e;
@@ -94,6 +96,14 @@ export function parseResource(
   const path = resource.slice(colon + 1);
   const problem = checkPath(path);
   if (problem !== null) return new InvalidId(`resource path ${problem}`);
+
+  // Only one spelling of a host is accepted: a gateway's URL parser maps fullwidth letters,
+  // a trailing dot or an explicit port onto the plain name, which a guardrail must not miss.
+  if (type === 'host' && !HOST_NAME.test(path)) {
+    return new InvalidId(
+      'a host resource must be an ASCII DNS name without a port or trailing dot',
+    );
+  }
 
   const foldedPath = caseInsensitiveTypes.has(type) ? path.toLowerCase() : path;
   return { type, path, foldedPath };

@@ -74,8 +74,10 @@ export function compileResourcePattern(
   }
   const caseInsensitive = caseInsensitiveTypes.has(type);
   const rawPath = source.slice(colon + 1);
+  // Checked before folding, so a character that lower-cases to ASCII (the Kelvin sign) is
+  // rejected in every type alike.
+  checkPatternText(rawPath, source);
   const path = caseInsensitive ? rawPath.toLowerCase() : rawPath;
-  checkPatternText(path, source);
   return { source, type, path: compileSegments(path, SLASH, source), caseInsensitive };
 }
 

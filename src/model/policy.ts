@@ -98,7 +98,7 @@ export const bundleSchema = z.strictObject({
 
 const attachmentObject = z.strictObject({
   bundle: id,
-  /** End of a time-boxed attachment (ISO 8601 with a time zone); after it the attachment grants nothing. */
+  /** End of a time-boxed attachment (ISO 8601 with a time zone); from then on it grants nothing. */
   until: z.iso.datetime({ offset: true }).optional(),
   /** Agents the attachment applies to; all agents when omitted. */
   agents: z.array(id).optional(),

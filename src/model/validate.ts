@@ -65,7 +65,26 @@ function fromZodIssue(issue: z.core.$ZodIssue, input: unknown): PolicyIssue {
   if (path.length > 0 && valueAt(input, path) === undefined) {
     return { path, message: `missing required key`, fix: `add ${formatIssuePath(path)}` };
   }
-  return { path, message: issue.message };
+  return { path, message: issue.message, fix: fixFor(issue) };
+}
+
+function fixFor(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `write a value of type ${issue.expected}`;
+    case 'invalid_value':
+      return `use one of: ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
+    case 'invalid_format':
+      return issue.format === 'datetime'
+        ? 'write an ISO 8601 date-time with a time zone, for example 2027-01-31T23:59:59Z'
+        : `write a valid ${issue.format}`;
+    case 'too_small':
+      return `give at least ${String(issue.minimum)}`;
+    case 'too_big':
+      return `give at most ${String(issue.maximum)}`;
+    default:
+      return 'see docs/configuration.md for what this key accepts';
+  }
 }
 
 class IssueList {
@@ -300,6 +319,13 @@ function checkScopes(policy: Policy, refs: References, list: IssueList): void {
     checkAttachments(channel.bundles, [...at, 'bundles'], refs, list);
     if (channel.members) checkMemberReferences(refs, channel.members, [...at, 'members'], list);
     if (channel.invokers) checkMemberReferences(refs, channel.invokers, [...at, 'invokers'], list);
+    if (channel.id === 'workspace') {
+      list.add(
+        [...at, 'id'],
+        'channel id "workspace" is reserved for the workspace scope and its memory compartment',
+        'use the channel id from your chat system',
+      );
+    }
     if (channel.visibility === 'private' && channel.members === undefined) {
       list.add(
         [...at, 'members'],
@@ -316,8 +342,17 @@ function checkAttachments(
   refs: References,
   list: IssueList,
 ): void {
+  const attached = new Set<string>();
   attachments.forEach((attachment, index) => {
     const at = [...path, index];
+    if (attached.has(attachment.bundle)) {
+      list.add(
+        [...at, 'bundle'],
+        `bundle "${attachment.bundle}" is attached twice to this scope`,
+        'attach it once; use agents and until on that one attachment',
+      );
+    }
+    attached.add(attachment.bundle);
     checkReference(attachment.bundle, refs.bundles, 'bundle', [...at, 'bundle'], list);
     attachment.agents?.forEach((agent, agentIndex) => {
       checkReference(agent, refs.agents, 'agent', [...at, 'agents', agentIndex], list);

@@ -27,10 +27,10 @@ export function acmeWith(change: (policy: Policy) => void): Policy {
 }
 
 /**
- * The example plus: a disabled agent `retired` and a second active agent `scout`; a bundle
- * that tries to grant every memory action on every compartment, attached to the workspace; a
- * bundle with an id-less grant; and a private channel `C08PIPELINE` (Alice and Dave) with the
- * CRM bundle and the analytics bundle limited to `helper`.
+ * Extends the example with a disabled agent `retired` and a second active agent `scout`. The
+ * workspace also gets a bundle that tries to grant every memory action on every compartment
+ * and a bundle with an id-less grant. A new private channel `C08PIPELINE` (Alice and Dave)
+ * has the CRM bundle and the analytics bundle, the latter limited to `helper`.
  */
 export const extendedAcme = acmeWith((policy) => {
   policy.agents.push({ id: 'retired', status: 'disabled' }, { id: 'scout', status: 'active' });
@@ -75,7 +75,7 @@ export const extendedAcme = acmeWith((policy) => {
   });
 });
 
-/** The example with DMs turned off. */
+/** Turns DMs off in the example. */
 export const acmeWithoutDms = acmeWith((policy) => {
   policy.scopes.dms.enabled = false;
 });

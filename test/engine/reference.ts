@@ -103,10 +103,10 @@ function decideDm(policy: Policy, request: DecisionRequest, memberId: string): R
     const own = [`dm:${memberId}`];
     return outcome(memoryReason(own, own, request), identity);
   }
-  const holds = entitlementsOf(policy, memberId).some((entitlement) =>
+  const entitled = entitlementsOf(policy, memberId).some((entitlement) =>
     ruleMatches(policy, entitlement.actions, entitlement.resources, request),
   );
-  return outcome(holds ? 'granted' : 'no_matching_grant', identity);
+  return outcome(entitled ? 'granted' : 'no_matching_grant', identity);
 }
 
 function decideChannel(policy: Policy, request: DecisionRequest, now: number): ReferenceOutcome {
@@ -297,7 +297,7 @@ function invokerHolds(
   );
 }
 
-/** The member's own entitlements followed by those of each of their groups. */
+/** Returns the member's own entitlements, then those of each of their groups. */
 export function entitlementsOf(policy: Policy, memberId: string): Entitlement[] {
   const member = policy.members.find((candidate) => candidate.id === memberId);
   if (member === undefined) return [];
