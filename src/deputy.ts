@@ -133,18 +133,42 @@ export class Deputy {
     call: CallContext,
     type = 'policy.apply',
   ): Promise<number> {
-    const actor = `${call.actor.type}:${call.actor.id}`;
-    const revision = await this.revisions.append(policy, { expected, actor, summary });
-    this.engine.load(policy, revision);
+    const workspace = policy.workspace.id;
+    // The change is recorded before it is stored: nothing takes effect without its record.
     await this.audit.append({
       type,
-      workspace: policy.workspace.id,
+      workspace,
       actor: call.actor,
-      revision,
+      revision: expected + 1,
       request_id: call.requestId,
       detail: { summary, previous_revision: expected },
     });
+
+    const actor = `${call.actor.type}:${call.actor.id}`;
+    let revision: number;
+    try {
+      revision = await this.revisions.append(policy, { expected, actor, summary });
+    } catch (error) {
+      await this.#recordFailure(`${type}.failed`, workspace, call, error);
+      throw error;
+    }
+    this.engine.load(policy, revision);
     return revision;
+  }
+
+  async #recordFailure(type: string, workspace: string, call: CallContext, error: unknown) {
+    const code = (error as { code?: unknown } | null)?.code;
+    try {
+      await this.audit.append({
+        type,
+        workspace,
+        actor: call.actor,
+        request_id: call.requestId,
+        detail: { error: typeof code === 'string' ? code : 'failed' },
+      });
+    } catch (auditError) {
+      this.logger.error({ err: auditError, requestId: call.requestId }, 'audit write failed');
+    }
   }
 
   /**
@@ -202,8 +226,11 @@ export class Deputy {
 
   async close(): Promise<void> {
     clearInterval(this.#refreshTimer);
-    await this.audit.close();
-    await this.database.close();
+    try {
+      await this.audit.close();
+    } finally {
+      await this.database.close();
+    }
   }
 }
 

@@ -11,14 +11,16 @@ declare module 'fastify' {
   }
 }
 
+const BEARER = /^bearer +(\S+)\s*$/i;
+
 /**
  * Returns a pre-handler that admits callers whose API key has one of `roles`. A missing or
  * invalid key is 401 and an audit event; a valid key of another role is 403.
  */
 export function requireRole(deputy: Deputy, roles: readonly Role[]) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const header = request.headers.authorization;
-    const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    // The scheme name is case-insensitive (RFC 9110, section 11.1).
+    const key = BEARER.exec(request.headers.authorization ?? '')?.[1];
     const caller = key === undefined ? null : await deputy.keys.verify(key);
 
     if (caller === null) {

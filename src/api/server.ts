@@ -130,7 +130,10 @@ function installErrorHandler(app: App): void {
     }
     if (hasZodFastifySchemaValidationErrors(error)) {
       const issues = error.validation.map((issue) => ({
-        path: `${error.validationContext ?? 'body'}${issue.instancePath.replaceAll('/', '.')}`,
+        path: `${error.validationContext ?? 'body'}${issue.instancePath.replaceAll('/', '.')}`.replace(
+          /\.$/,
+          '',
+        ),
         message: issue.message,
       }));
       const first = issues[0];

@@ -42,6 +42,8 @@ export interface Harness {
   /** One API key of each role, as `Bearer` tokens take them. */
   keys: { admin: string; pep: string; auditor: string };
   keyIds: { admin: string; pep: string; auditor: string };
+  /** Temporary directory for the master key and the default SQLite file. */
+  dataDir: string;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     app,
     keys: { admin: admin.key, pep: pep.key, auditor: auditor.key },
     keyIds: { admin: admin.id, pep: pep.id, auditor: auditor.id },
+    dataDir,
     async close() {
       await app.close();
       await deputy.close();
@@ -77,10 +80,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 }
 
 /** Reads every audit event with a seq above `afterSeq`, in order. */
-export async function auditEventsAfter(
-  deputy: Deputy,
-  afterSeq = 0,
-): Promise<StoredAuditEvent[]> {
+export async function auditEventsAfter(deputy: Deputy, afterSeq = 0): Promise<StoredAuditEvent[]> {
   const events: StoredAuditEvent[] = [];
   let after = afterSeq;
   for (;;) {
@@ -91,7 +91,7 @@ export async function auditEventsAfter(
   }
 }
 
-/** The seq of the newest audit event, 0 when the log is empty. */
+/** Returns the seq of the newest audit event, 0 when the log is empty. */
 export async function lastAuditSeq(deputy: Deputy): Promise<number> {
   return await maxSeqOf(deputy.database.db, 'audit_events');
 }

@@ -41,7 +41,6 @@ export const connectionRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async
           `connection ${id} does not read a stored secret: set credential.secret to stored first`,
         );
       }
-      await deputy.secrets.put(workspace, id, request.body.value);
       const call = callContext(request);
       await deputy.audit.append({
         type: 'secret.set',
@@ -50,6 +49,7 @@ export const connectionRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async
         connection: id,
         request_id: call.requestId,
       });
+      await deputy.secrets.put(workspace, id, request.body.value);
       return reply.code(204).send();
     },
   );

@@ -178,7 +178,8 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
 };
 
 /**
- * Records a search. Like a decision, a search is answered only once its record is written.
+ * Records a search under the calling key, since a subject search names no agent. Like a
+ * decision, a search is answered only once its record is written.
  */
 async function recordSearch(
   deputy: Deputy,
@@ -191,13 +192,13 @@ async function recordSearch(
   await deputy.audit.append({
     type,
     workspace: probe.workspace,
-    actor: { type: 'agent', id: probe.agent },
+    actor: call.actor,
     invoker: probe.invoker ?? null,
     scope: scopeOf(probe.channel),
     action: probe.action === '' ? null : probe.action,
     resource: probe.resource.endsWith(':') ? null : probe.resource,
     request_id: call.requestId,
-    detail: { caller: call.actor.id, results: count },
+    detail: { agent: probe.agent === '' ? null : probe.agent, results: count },
   });
 }
 
