@@ -45,6 +45,9 @@ export function compileWorkspace(policy: Policy, revision: number): CompiledWork
     revision,
     caseInsensitiveTypes: caseInsensitive,
     agents: new Map(policy.agents.map((agent) => [agent.id, agent.status])),
+    disabledIdentities: new Map(
+      policy.agents.map((agent) => [agent.id, new Set(agent.disabled_identities)]),
+    ),
     members: compileMembers(context),
     workspaceScope,
     channels,

@@ -65,6 +65,8 @@ export interface CompiledWorkspace {
   readonly revision: number;
   readonly caseInsensitiveTypes: ReadonlySet<string>;
   readonly agents: ReadonlyMap<string, 'active' | 'disabled'>;
+  /** Per agent, the identities an admin has disabled (the kill switch for one identity). */
+  readonly disabledIdentities: ReadonlyMap<string, ReadonlySet<string>>;
   readonly members: ReadonlyMap<string, CompiledMember>;
   readonly workspaceScope: CompiledScope;
   readonly channels: ReadonlyMap<string, CompiledScope>;

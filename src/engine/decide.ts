@@ -149,40 +149,14 @@ function evaluate(
   // An unknown workspace answers like an unknown agent, so callers learn nothing about tenants.
   if (workspace === undefined) return { reason: 'agent_unknown' };
 
-  const status = workspace.agents.get(request.agent);
-  if (status === undefined) return { reason: 'agent_unknown' };
-  if (status === 'disabled') return { reason: 'agent_disabled' };
+  const resolved = resolveIdentity(workspace, request.agent, request.channel, request.invoker);
+  if (resolved.reason !== null) return { reason: resolved.reason, identity: resolved.identity };
+  const identity = resolved.identity as string;
 
-  if (request.channel !== undefined && request.channel.startsWith('dm:')) {
-    return evaluateDm(workspace, request, action, resource);
+  if (resolved.member !== null) {
+    return evaluateDm(workspace, resolved.member, identity, action, resource);
   }
-  return evaluateScope(workspace, request, action, resource, now);
-}
-
-function evaluateScope(
-  workspace: CompiledWorkspace,
-  request: DecisionRequest,
-  action: string,
-  resource: ParsedResource,
-  now: number | undefined,
-): Outcome {
-  const scope =
-    request.channel === undefined
-      ? workspace.workspaceScope
-      : workspace.channels.get(request.channel);
-  if (scope === undefined) return { reason: 'scope_unknown' };
-  if (scope.visibility === 'shared') return { reason: 'channel_excluded' };
-
-  const identity = `agent:${request.agent}${scope.identitySuffix}`;
-  const invoker = request.invoker;
-  if (invoker !== undefined) {
-    const permitted =
-      scope.invokers === null ? workspace.members.has(invoker) : scope.invokers.has(invoker);
-    if (!permitted) return { reason: 'invoker_not_permitted', identity };
-  } else if (!scope.unattended) {
-    return { reason: 'invoker_required', identity };
-  }
-
+  const scope = resolved.scope as CompiledScope;
   const candidates = candidatesFor(scope, action);
   const guardrail = findRule(candidates.guardrails, resource);
   if (guardrail !== null) {
@@ -193,6 +167,80 @@ function evaluateScope(
     return { reason: checkMemory(scope.memoryRead, scope.memoryWrite, action, resource), identity };
   }
   return matchGrants(workspace, candidates.grants, request, action, resource, now, identity);
+}
+
+/** Who the agent is in a scope, or why it may not act there. */
+export interface IdentityResolution {
+  /** `null` when the agent may act in the scope. */
+  readonly reason: Reason | null;
+  readonly identity: string | null;
+  /** The channel or workspace scope; `null` for a DM or when resolution failed. */
+  readonly scope: CompiledScope | null;
+  /** The DM's member; `null` outside DMs. */
+  readonly member: CompiledMember | null;
+}
+
+/**
+ * Resolves the identity an agent acts as in a scope, checking everything that does not depend
+ * on the action: the agent, the scope, DMs, the invoker and disabled identities. Token
+ * issuance runs the same checks as a decision through this function.
+ */
+export function resolveIdentity(
+  workspace: CompiledWorkspace,
+  agent: string,
+  channel: string | undefined,
+  invoker: string | undefined,
+): IdentityResolution {
+  const status = workspace.agents.get(agent);
+  if (status === undefined) return refusal('agent_unknown', null);
+  if (status === 'disabled') return refusal('agent_disabled', null);
+
+  if (channel !== undefined && channel.startsWith('dm:')) {
+    return resolveDm(workspace, agent, channel.slice(3), invoker);
+  }
+  const scope = channel === undefined ? workspace.workspaceScope : workspace.channels.get(channel);
+  if (scope === undefined) return refusal('scope_unknown', null);
+  if (scope.visibility === 'shared') return refusal('channel_excluded', null);
+
+  const identity = `agent:${agent}${scope.identitySuffix}`;
+  if (workspace.disabledIdentities.get(agent)?.has(identity)) {
+    return refusal('identity_disabled', identity);
+  }
+  if (invoker !== undefined) {
+    const permitted =
+      scope.invokers === null ? workspace.members.has(invoker) : scope.invokers.has(invoker);
+    if (!permitted) return refusal('invoker_not_permitted', identity);
+  } else if (!scope.unattended) {
+    return refusal('invoker_required', identity);
+  }
+  return { reason: null, identity, scope, member: null };
+}
+
+function resolveDm(
+  workspace: CompiledWorkspace,
+  agent: string,
+  memberId: string,
+  invoker: string | undefined,
+): IdentityResolution {
+  if (!workspace.dmsEnabled) return refusal('dms_disabled', null);
+  const member = workspace.members.get(memberId);
+  if (member === undefined) return refusal('scope_unknown', null);
+
+  // A DM acts as the member, and only that member may ask for work in it.
+  const identity = `member:${memberId}`;
+  if (workspace.disabledIdentities.get(agent)?.has(identity)) {
+    return refusal('identity_disabled', identity);
+  }
+  if (invoker !== undefined) {
+    if (invoker !== memberId) return refusal('invoker_not_permitted', identity);
+  } else if (!workspace.dmsUnattended) {
+    return refusal('invoker_required', identity);
+  }
+  return { reason: null, identity, scope: null, member };
+}
+
+function refusal(reason: Reason, identity: string | null): IdentityResolution {
+  return { reason, identity, scope: null, member: null };
 }
 
 function matchGrants(
@@ -241,32 +289,19 @@ function matchGrants(
 
 function evaluateDm(
   workspace: CompiledWorkspace,
-  request: DecisionRequest,
+  member: CompiledMember,
+  identity: string,
   action: string,
   resource: ParsedResource,
 ): Outcome {
-  if (!workspace.dmsEnabled) return { reason: 'dms_disabled' };
-  const memberId = (request.channel as string).slice(3);
-  const member = workspace.members.get(memberId);
-  if (member === undefined) return { reason: 'scope_unknown' };
-
-  // A DM acts as the member, and only that member may ask for work in it.
-  const identity = `member:${memberId}`;
-  if (request.invoker !== undefined) {
-    if (request.invoker !== memberId) return { reason: 'invoker_not_permitted', identity };
-  } else if (!workspace.dmsUnattended) {
-    return { reason: 'invoker_required', identity };
+  const guardrails = cachedByAction(workspace.dmGuardrailsByAction, workspace.dmGuardrails, action);
+  const guardrail = findRule(guardrails, resource);
+  if (guardrail !== null) {
+    return { reason: 'forbidden_by_guardrail', identity, guardrail: guardrail.id };
   }
 
-  const guardrail = findRule(
-    cachedByAction(workspace.dmGuardrailsByAction, workspace.dmGuardrails, action),
-    resource,
-  );
-  if (guardrail !== null)
-    return { reason: 'forbidden_by_guardrail', identity, guardrail: guardrail.id };
-
   if (resource.type === 'memory') {
-    const own = new Set([`dm:${memberId}`]);
+    const own = new Set([`dm:${member.id}`]);
     return { reason: checkMemory(own, own, action, resource), identity };
   }
   const entitlement = findRule(entitlementsFor(member, action), resource);

@@ -8,6 +8,7 @@ export const REASONS = [
   'agent_disabled',
   'scope_unknown',
   'channel_excluded',
+  'identity_disabled',
   'dms_disabled',
   'invoker_not_permitted',
   'invoker_required',

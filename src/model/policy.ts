@@ -48,6 +48,11 @@ export const agentSchema = z.strictObject({
   name: z.string().optional(),
   description: z.string().optional(),
   status: z.enum(['active', 'disabled']).default('active'),
+  /**
+   * Identities of this agent that may not act (`agent:<id>/channel:<channel>`,
+   * `member:<member>` for a DM, or `agent:<id>` for the workspace and public channels).
+   */
+  disabled_identities: z.array(z.string()).default([]),
 });
 
 export const credentialSchema = z.strictObject({

@@ -109,6 +109,7 @@ function checkPolicy(policy: Policy): PolicyIssue[] {
   const refs = { groups, members, agents, connections, bundles, caseInsensitive };
 
   checkGroupsAndMembers(policy, refs, list);
+  checkDisabledIdentities(policy, refs, list);
   checkConnections(policy, caseInsensitive, list);
   checkBundles(policy, refs, list);
   checkScopes(policy, refs, list);
@@ -177,6 +178,32 @@ function checkMemberReferences(
     } else {
       checkReference(value, refs.members, 'member', [...path, index], list);
     }
+  });
+}
+
+function checkDisabledIdentities(policy: Policy, refs: References, list: IssueList): void {
+  const privateChannels = new Set(
+    policy.scopes.channels.filter((channel) => channel.visibility === 'private').map((c) => c.id),
+  );
+  policy.agents.forEach((agent, index) => {
+    agent.disabled_identities.forEach((identity, identityIndex) => {
+      const own = `agent:${agent.id}`;
+      const channel = identity.startsWith(`${own}/channel:`)
+        ? identity.slice(own.length + '/channel:'.length)
+        : null;
+      const member = identity.startsWith('member:') ? identity.slice('member:'.length) : null;
+      const valid =
+        identity === own ||
+        (channel !== null && privateChannels.has(channel)) ||
+        (member !== null && refs.members.has(member));
+      if (!valid) {
+        list.add(
+          ['agents', index, 'disabled_identities', identityIndex],
+          `"${identity}" is not an identity of agent ${agent.id}`,
+          `write ${own}, ${own}/channel:<private channel id> or member:<member id>`,
+        );
+      }
+    });
   });
 }
 
