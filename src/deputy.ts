@@ -16,6 +16,9 @@ import { ApiKeyStore, type Role } from './storage/api-keys.js';
 import { type Database, openDatabase } from './storage/database.js';
 import { RevisionStore } from './storage/revisions.js';
 import { SecretStore } from './storage/secrets.js';
+import { RuntimeClientStore } from './oauth/clients.js';
+import { RevocationStore } from './tokens/revocations.js';
+import { SigningKeyStore } from './tokens/signing-keys.js';
 
 export interface DeputyOptions {
   /** Database location: a SQLite path, `postgres://…` or `pglite:[DIR]`. */
@@ -28,6 +31,8 @@ export interface DeputyOptions {
   checkpointEvery?: number;
   /** Milliseconds between signed audit checkpoints while events arrive. @default 10000 */
   checkpointIntervalMs?: number;
+  /** Longest lifetime of any token Deputy signs, in seconds. @default 3600 */
+  maxTokenLifetimeSeconds?: number;
   /**
    * Milliseconds between checks for revisions written by another process (another node, or
    * `deputy apply`). 0 disables the check. @default 1000
@@ -47,6 +52,9 @@ export class Deputy {
   readonly revisions: RevisionStore;
   readonly keys: ApiKeyStore;
   readonly secrets: SecretStore;
+  readonly signingKeys: SigningKeyStore;
+  readonly revocations: RevocationStore;
+  readonly clients: RuntimeClientStore;
   readonly audit: AuditLog;
   readonly logger: Logger;
   /** Public half of the checkpoint signing key, for `verifyAudit`. */
@@ -59,6 +67,7 @@ export class Deputy {
     masterKey: Uint8Array,
     signingKey: AuditSigningKey,
     logger: Logger,
+    maxTokenLifetimeSeconds: number,
   ) {
     this.database = database;
     this.auditPublicKey = signingKey.publicKey;
@@ -67,6 +76,9 @@ export class Deputy {
     this.revisions = new RevisionStore(database.db);
     this.keys = new ApiKeyStore(database.db);
     this.secrets = new SecretStore(database.db, masterKey);
+    this.signingKeys = new SigningKeyStore(database.db, masterKey, { maxTokenLifetimeSeconds });
+    this.revocations = new RevocationStore(database.db);
+    this.clients = new RuntimeClientStore(database.db);
   }
 
   static async open(options: DeputyOptions): Promise<Deputy> {
@@ -85,7 +97,14 @@ export class Deputy {
           ? { checkpointIntervalMs: options.checkpointIntervalMs }
           : {}),
       });
-      const deputy = new Deputy(database, audit, masterKey.key, signingKey, options.logger);
+      const deputy = new Deputy(
+        database,
+        audit,
+        masterKey.key,
+        signingKey,
+        options.logger,
+        options.maxTokenLifetimeSeconds ?? 3600,
+      );
       onEvaluationError((error) =>
         options.logger.error({ err: error }, 'decision evaluation failed'),
       );
@@ -101,10 +120,14 @@ export class Deputy {
 
   /**
    * Loads the current revision of every stored workspace that is newer than the loaded one,
-   * and the API keys, so changes made by another process take effect here.
+   * and the API keys, runtime clients, revocations and signing keys, so changes made by
+   * another process take effect here.
    */
   async reload(): Promise<void> {
     await this.keys.refresh();
+    await this.clients.refresh();
+    await this.revocations.refresh();
+    await this.signingKeys.refresh();
     for (const workspace of await this.revisions.workspaces()) {
       const current = await this.revisions.current(workspace);
       if (current && current.revision > this.engine.revision(workspace)) {
@@ -209,6 +232,35 @@ export class Deputy {
       detail: { key_id: created.id, role, label },
     });
     return created;
+  }
+
+  /** Registers a runtime client for an agent; the secret, if any, is returned once. */
+  async createClient(input: Parameters<RuntimeClientStore['create']>[0], call: CallContext) {
+    const created = await this.clients.create(input);
+    await this.audit.append({
+      type: 'client.create',
+      workspace: input.workspace,
+      actor: call.actor,
+      request_id: call.requestId,
+      detail: {
+        client_id: created.client.clientId,
+        agent: input.agent,
+        auth_method: input.authMethod,
+      },
+    });
+    return created;
+  }
+
+  async disableClient(clientId: string, call: CallContext): Promise<boolean> {
+    const client = this.clients.get(clientId);
+    await this.audit.append({
+      type: 'client.disable',
+      workspace: client?.workspace ?? null,
+      actor: call.actor,
+      request_id: call.requestId,
+      detail: { client_id: clientId },
+    });
+    return await this.clients.disable(clientId);
   }
 
   async revokeKey(id: string, call: CallContext): Promise<boolean> {

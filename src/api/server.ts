@@ -16,12 +16,16 @@ import { keyRoutes } from './admin/keys.js';
 import { workspaceRoutes } from './admin/workspaces.js';
 import { authzenRoutes } from './authzen/routes.js';
 import { ApiError } from './errors.js';
+import { agentRoutes } from './admin/agents.js';
+import { oauthRoutes } from '../oauth/routes.js';
 
 export interface ServerOptions {
   deputy: Deputy;
   logger: Logger;
   /** Base URL published in discovery documents. */
   publicUrl: string;
+  /** Identity token lifetime, in seconds. @default 600 */
+  identityTokenLifetimeSeconds?: number;
   /** Largest accepted request body, in bytes. @default 1048576 */
   bodyLimit?: number;
 }
@@ -85,6 +89,14 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   await app.register(connectionRoutes, { deputy });
   await app.register(auditRoutes, { deputy });
   await app.register(keyRoutes, { deputy });
+  await app.register(oauthRoutes, {
+    deputy,
+    settings: {
+      issuer: publicUrl,
+      identityTokenLifetimeSeconds: options.identityTokenLifetimeSeconds ?? 600,
+    },
+  });
+  await app.register(agentRoutes, { deputy });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -100,6 +112,11 @@ function installJsonOnly(app: App): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    // The OAuth endpoints take form bodies (RFC 6749, section 4.1.3); everything else JSON.
+    if (type === 'application/x-www-form-urlencoded' && request.url.startsWith('/oauth/')) {
+      done(null, new URLSearchParams(body as string));
+      return;
+    }
     if (type !== 'application/json') {
       done(
         new ApiError(400, 'invalid_request', 'the request body must be application/json'),

@@ -42,6 +42,7 @@ export function compileWorkspace(policy: Policy, revision: number): CompiledWork
   const dmGuardrails = compileGuardrails(context, 'dm');
   return {
     id: policy.workspace.id,
+    policy,
     revision,
     caseInsensitiveTypes: caseInsensitive,
     agents: new Map(policy.agents.map((agent) => [agent.id, agent.status])),

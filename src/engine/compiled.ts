@@ -1,4 +1,5 @@
 import type { ActionPattern, ResourcePattern } from '../model/patterns.js';
+import type { Policy } from '../model/policy.js';
 
 /** Action and resource patterns shared by grants, entitlements and guardrails. */
 export interface CompiledRule {
@@ -62,6 +63,8 @@ export interface CompiledScope {
 /** A workspace's policy revision compiled into in-memory indexes: a decision does no I/O. */
 export interface CompiledWorkspace {
   readonly id: string;
+  /** The validated policy this was compiled from. */
+  readonly policy: Policy;
   readonly revision: number;
   readonly caseInsensitiveTypes: ReadonlySet<string>;
   readonly agents: ReadonlyMap<string, 'active' | 'disabled'>;

@@ -145,6 +145,47 @@ export const guardrailSchema = z.strictObject({
   visibility: z.array(z.enum(['workspace', 'public', 'private', 'dm'])).optional(),
 });
 
+/**
+ * A resource server that accepts Deputy access tokens: an MCP server, an API or the Deputy
+ * gateway. Its `uri` is the `resource` or `audience` a runtime names in a token exchange and
+ * the `aud` of the access tokens issued for it.
+ */
+export const audienceSchema = z.strictObject({
+  id,
+  uri: z.string(),
+  description: z.string().optional(),
+  /** Grants on this connection decide which scopes an identity may receive. */
+  connection: id.optional(),
+  /** OAuth scope values: actions, such as `repo.read`. */
+  scopes: z.array(z.string()).min(1),
+  /** Access token lifetime in seconds, capped by the subject token's expiry. */
+  token_lifetime: z.number().int().min(30).max(3600).default(300),
+});
+
+/** A trusted external issuer whose identity tokens can be exchanged for Deputy access tokens. */
+export const federationSchema = z.strictObject({
+  id,
+  issuer: z.string(),
+  /** The issuer's public keys, inline. Exactly one of `jwks` and `jwks_uri` is set. */
+  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+  /** Where Deputy fetches the issuer's keys (https, or http on loopback). */
+  jwks_uri: z.string().optional(),
+  /** The `aud` the external token must carry; Deputy's issuer URL when omitted. */
+  audience: z.string().optional(),
+  algorithms: z.array(z.string()).default(['ES256', 'RS256']),
+  /** Claim names to read the agent, channel, invoker and thread from. */
+  claims: z
+    .strictObject({
+      agent: z.string().default('agent'),
+      channel: z.string().default('channel'),
+      invoker: z.string().default('invoker'),
+      thread: z.string().default('thread'),
+    })
+    .default({ agent: 'agent', channel: 'channel', invoker: 'invoker', thread: 'thread' }),
+  /** Agents this issuer may speak for; every agent when omitted. */
+  agents: z.array(id).optional(),
+});
+
 export const DEFAULT_CASE_INSENSITIVE_TYPES = ['repo', 'host', 'email'];
 
 export const policySchema = z.strictObject({
@@ -172,6 +213,8 @@ export const policySchema = z.strictObject({
       channels: [],
     }),
   guardrails: z.array(guardrailSchema).default([]),
+  audiences: z.array(audienceSchema).default([]),
+  federation: z.array(federationSchema).default([]),
 });
 
 export type Policy = z.output<typeof policySchema>;
@@ -186,3 +229,5 @@ export type Entitlement = z.output<typeof entitlementSchema>;
 export type Attachment = z.output<typeof attachmentObject>;
 export type Channel = z.output<typeof channelSchema>;
 export type Guardrail = z.output<typeof guardrailSchema>;
+export type Audience = z.output<typeof audienceSchema>;
+export type Federation = z.output<typeof federationSchema>;

@@ -116,6 +116,10 @@ function checkPolicy(policy: Policy): PolicyIssue[] {
   policy.guardrails.forEach((rule, index) => {
     checkPatterns(rule.actions, rule.resources, ['guardrails', index], caseInsensitive, list);
   });
+  uniqueIds(policy.audiences, ['audiences'], list);
+  uniqueIds(policy.federation, ['federation'], list);
+  checkAudiences(policy, refs, list);
+  checkFederation(policy, refs, list);
   return list.issues;
 }
 
@@ -203,6 +207,95 @@ function checkDisabledIdentities(policy: Policy, refs: References, list: IssueLi
           `write ${own}, ${own}/channel:<private channel id> or member:<member id>`,
         );
       }
+    });
+  });
+}
+
+function isUrl(text: string, loopbackHttp: boolean): boolean {
+  try {
+    const url = new URL(text);
+    if (url.protocol === 'https:') return true;
+    if (url.protocol !== 'http:') return false;
+    return !loopbackHttp || ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
+function checkAudiences(policy: Policy, refs: References, list: IssueList): void {
+  const uris = new Set<string>();
+  policy.audiences.forEach((audience, index) => {
+    const at = ['audiences', index];
+    if (!isUrl(audience.uri, false)) {
+      list.add(
+        [...at, 'uri'],
+        `uri "${audience.uri}" is not an absolute http(s) URL`,
+        'write the resource server URL, for example https://mcp.acme.example/github',
+      );
+    }
+    if (uris.has(audience.uri))
+      list.add(
+        [...at, 'uri'],
+        `uri "${audience.uri}" is used by two audiences`,
+        'give each audience its own uri',
+      );
+    uris.add(audience.uri);
+    if (audience.connection !== undefined) {
+      checkReference(
+        audience.connection,
+        refs.connections,
+        'connection',
+        [...at, 'connection'],
+        list,
+      );
+    }
+    audience.scopes.forEach((scope, scopeIndex) => {
+      if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(scope)) {
+        list.add(
+          [...at, 'scopes', scopeIndex],
+          `scope "${scope}" is not an action name`,
+          'write a lowercase action such as repo.read',
+        );
+      }
+    });
+  });
+}
+
+function checkFederation(policy: Policy, refs: References, list: IssueList): void {
+  policy.federation.forEach((issuer, index) => {
+    const at = ['federation', index];
+    if (!isUrl(issuer.issuer, false)) {
+      list.add(
+        [...at, 'issuer'],
+        `issuer "${issuer.issuer}" is not an absolute http(s) URL`,
+        'write the issuer identifier exactly as its tokens carry it in iss',
+      );
+    }
+    if ((issuer.jwks === undefined) === (issuer.jwks_uri === undefined)) {
+      list.add(
+        at,
+        'a trusted issuer needs exactly one of jwks and jwks_uri',
+        'give its public keys inline (jwks) or where to fetch them (jwks_uri)',
+      );
+    }
+    if (issuer.jwks_uri !== undefined && !isUrl(issuer.jwks_uri, true)) {
+      list.add(
+        [...at, 'jwks_uri'],
+        `jwks_uri "${issuer.jwks_uri}" must be https, or http on a loopback address`,
+        'serve the key set over https',
+      );
+    }
+    issuer.jwks?.keys.forEach((key, keyIndex) => {
+      if (key.kty === 'oct' || 'd' in key || 'k' in key) {
+        list.add(
+          [...at, 'jwks', 'keys', keyIndex],
+          'the key set holds a private or symmetric key',
+          'list public keys only',
+        );
+      }
+    });
+    issuer.agents?.forEach((agent, agentIndex) => {
+      checkReference(agent, refs.agents, 'agent', [...at, 'agents', agentIndex], list);
     });
   });
 }

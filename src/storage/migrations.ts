@@ -64,6 +64,71 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_tokens': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('signing_keys')
+        .addColumn('kid', 'text', (c) => c.primaryKey())
+        .addColumn('alg', 'text', (c) => c.notNull())
+        .addColumn('public_jwk', 'text', (c) => c.notNull())
+        .addColumn('sealed_private', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('retired_at', 'text')
+        .addColumn('not_after', 'text')
+        .execute();
+      // At most one current key per algorithm, so processes that create or rotate keys at the
+      // same time cannot both make one current.
+      await db.schema
+        .createIndex('signing_keys_one_current')
+        .on('signing_keys')
+        .column('alg')
+        .unique()
+        .where(sql.ref('retired_at'), 'is', null)
+        .execute();
+
+      await db.schema
+        .createTable('revoked_tokens')
+        .addColumn('jti', 'text', (c) => c.primaryKey())
+        .addColumn('exp', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('revoked_tokens_exp')
+        .on('revoked_tokens')
+        .column('exp')
+        .execute();
+
+      await db.schema
+        .createTable('principal_revocations')
+        .addColumn('workspace', 'text', (c) => c.notNull())
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('principal_revocations_pk', ['workspace', 'principal'])
+        .execute();
+    },
+  },
+  '0003_runtime_clients': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('runtime_clients')
+        .addColumn('client_id', 'text', (c) => c.primaryKey())
+        .addColumn('workspace', 'text', (c) => c.notNull())
+        .addColumn('agent', 'text', (c) => c.notNull())
+        .addColumn('auth_method', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text')
+        .addColumn('jwks', 'text')
+        .addColumn('label', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('disabled_at', 'text')
+        .execute();
+
+      // Client assertion ids seen until they expire, so an assertion is accepted only once.
+      await db.schema
+        .createTable('client_assertions')
+        .addColumn('jti', 'text', (c) => c.primaryKey())
+        .addColumn('exp', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -52,10 +52,66 @@ export interface AuditCheckpointTable {
   signature: string;
 }
 
+/**
+ * A token signing key. The private JWK is sealed with the master key and bound to its `kid`.
+ * `not_after` is null while the key is current. A retired key is published until `not_after`.
+ */
+export interface SigningKeyTable {
+  /** RFC 7638 JWK thumbprint (SHA-256) of the public key. */
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  sealed_private: string;
+  created_at: string;
+  retired_at: string | null;
+  not_after: string | null;
+}
+
+/** A revoked token, kept until its `exp` (seconds since the epoch) has passed. */
+export interface RevokedTokenTable {
+  jti: string;
+  exp: number;
+}
+
+/**
+ * The latest revocation of an agent (`agent:<id>`) or one identity of it: tokens issued at or
+ * before `revoked_at` (seconds since the epoch) are inactive.
+ */
+export interface PrincipalRevocationTable {
+  workspace: string;
+  principal: string;
+  revoked_at: number;
+}
+
+/** A registered agent runtime client. Only the SHA-256 of a client secret is stored. */
+export interface RuntimeClientTable {
+  client_id: string;
+  workspace: string;
+  agent: string;
+  auth_method: string;
+  secret_hash: string | null;
+  /** Public JWK set, for `private_key_jwt` clients. */
+  jwks: string | null;
+  label: string;
+  created_at: string;
+  disabled_at: string | null;
+}
+
+/** A client assertion id, kept until its expiry (seconds since the epoch) to stop replays. */
+export interface ClientAssertionTable {
+  jti: string;
+  exp: number;
+}
+
 export interface Tables {
+  runtime_clients: RuntimeClientTable;
+  client_assertions: ClientAssertionTable;
   revisions: RevisionTable;
   api_keys: ApiKeyTable;
   secrets: SecretTable;
   audit_events: AuditEventTable;
   audit_checkpoints: AuditCheckpointTable;
+  signing_keys: SigningKeyTable;
+  revoked_tokens: RevokedTokenTable;
+  principal_revocations: PrincipalRevocationTable;
 }

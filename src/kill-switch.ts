@@ -1,0 +1,99 @@
+/**
+ * The kill switch: disabling an agent, or one identity of it, stops issuance and decisions
+ * (a new policy revision) and makes every token already issued to it inactive (a principal
+ * revocation at the current second). Re-enabling changes the policy back but keeps the
+ * revocation, so tokens issued before the disable stay dead.
+ */
+import type { CallContext, Deputy } from './deputy.js';
+import { parsePolicy } from './model/validate.js';
+import { RevisionConflictError } from './storage/revisions.js';
+
+export interface KillSwitchTarget {
+  readonly workspace: string;
+  readonly agent: string;
+  /** One identity (`agent:<id>/channel:<c>` or `member:<m>`); the whole agent when omitted. */
+  readonly identity?: string | undefined;
+}
+
+export interface KillSwitchResult {
+  readonly revision: number;
+  /** Seconds since the epoch: tokens issued at or before this are inactive. */
+  readonly revokedAt: number | null;
+}
+
+const ATTEMPTS = 5;
+
+/** Disables an agent or identity. Throws TypeError for an unknown workspace, agent or identity. */
+export async function disable(
+  deputy: Deputy,
+  target: KillSwitchTarget,
+  call: CallContext,
+): Promise<KillSwitchResult> {
+  // Tokens die first: the revocation needs no policy change to take effect.
+  const revokedAt = Math.floor(Date.now() / 1000);
+  const principal = target.identity ?? `agent:${target.agent}`;
+  await deputy.audit.append({
+    type: 'agent.disable',
+    workspace: target.workspace,
+    actor: call.actor,
+    identity: principal,
+    request_id: call.requestId,
+    detail: { agent: target.agent, revoked_at: revokedAt },
+  });
+  await deputy.revocations.revokePrincipal(target.workspace, principal, revokedAt);
+
+  const revision = await editAgent(deputy, target, false, call);
+  return { revision, revokedAt };
+}
+
+/** Enables an agent or identity again. Tokens issued before the disable stay inactive. */
+export async function enable(
+  deputy: Deputy,
+  target: KillSwitchTarget,
+  call: CallContext,
+): Promise<KillSwitchResult> {
+  await deputy.audit.append({
+    type: 'agent.enable',
+    workspace: target.workspace,
+    actor: call.actor,
+    identity: target.identity ?? `agent:${target.agent}`,
+    request_id: call.requestId,
+    detail: { agent: target.agent },
+  });
+  const revision = await editAgent(deputy, target, true, call);
+  return { revision, revokedAt: null };
+}
+
+/** Applies the status change as a new revision, retrying when another write came first. */
+async function editAgent(
+  deputy: Deputy,
+  target: KillSwitchTarget,
+  enabled: boolean,
+  call: CallContext,
+) {
+  for (let attempt = 1; ; attempt++) {
+    const current = await deputy.revisions.current(target.workspace);
+    if (!current) throw new TypeError(`workspace ${target.workspace} not found`);
+
+    const policy = structuredClone(current.policy);
+    const agent = policy.agents.find((entry) => entry.id === target.agent);
+    if (!agent)
+      throw new TypeError(`agent ${target.agent} not found in workspace ${target.workspace}`);
+    if (target.identity === undefined) {
+      agent.status = enabled ? 'active' : 'disabled';
+    } else {
+      const others = agent.disabled_identities.filter((identity) => identity !== target.identity);
+      agent.disabled_identities = enabled ? others : [...others, target.identity];
+    }
+
+    const parsed = parsePolicy(policy);
+    if (!parsed.ok) throw new TypeError(parsed.issues.map((issue) => issue.message).join('; '));
+    const verb = enabled ? 'enable' : 'disable';
+    const summary = `${verb} ${target.identity ?? `agent ${target.agent}`}`;
+    try {
+      return await deputy.apply(parsed.policy, current.revision, summary, call, 'admin.change');
+    } catch (error) {
+      if (!(error instanceof RevisionConflictError) || attempt === ATTEMPTS) throw error;
+    }
+  }
+}
