@@ -36,7 +36,7 @@ export interface RevocableClaims {
 
 /**
  * Revoked tokens and principals. Writes update the cache at once, and `refresh()` reloads it
- * so one process sees revocations made by another. Call `refresh()` once before the first
+ * so one process loads revocations made by another. Call `refresh()` once before the first
  * read, and then periodically: a revocation made elsewhere takes effect here at the next one.
  */
 export class RevocationStore {

@@ -51,7 +51,7 @@ interface CachedKey {
 
 /**
  * Signing keys cached in memory. The cache loads on first use, and `refresh()` reloads it so a
- * process sees keys that another process created or rotated.
+ * process picks up keys that another process created or rotated.
  */
 export class SigningKeyStore {
   readonly maxTokenLifetimeSeconds: number;
@@ -76,7 +76,12 @@ export class SigningKeyStore {
     this.#now = options.now ?? (() => new Date());
   }
 
-  /** Returns the current signing key, and creates one when the database has none. */
+  /**
+   * Returns the current signing key, and creates one when the database has none.
+   *
+   * NOTE: a key that another process retired keeps signing here until the next `refresh()`,
+   * so tokens signed in that gap stop verifying up to that long before their `exp`.
+   */
   async current(): Promise<CurrentSigningKey> {
     if (this.#keys === null) await this.refresh();
     let key = this.#currentKey();

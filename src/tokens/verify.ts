@@ -33,7 +33,12 @@ export interface VerifyTokenOptions {
   issuer: string;
   /** Expected `aud`: the claim must be this string or an array of only this string. */
   audience: string;
-  /** Expected `typ` header, compared exactly. */
+  /**
+   * Expected `typ` header, compared exactly.
+   *
+   * NOTE: `application/at+jwt`, the full media type that RFC 9068 registers, is rejected,
+   * because Deputy issues only the short form `at+jwt`.
+   */
   typ: TokenType;
   /** Tolerance for `exp`, `nbf` and `iat`, in seconds. @default 5 */
   clockToleranceSeconds?: number;
