@@ -264,11 +264,11 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
         expect(response.headers.etag).toBe('"2"');
         expect(response.json()).toEqual({
           revision: 2,
-          item: { id: 'scout', status: 'active' },
+          item: { id: 'scout', status: 'active', disabled_identities: [] },
         });
         const read = await send('GET', '/admin/v1/workspaces/create-entry/agents/scout');
         expect(read.headers.etag).toBe('"2"');
-        expect(read.json()).toEqual({ id: 'scout', status: 'active' });
+        expect(read.json()).toEqual({ id: 'scout', status: 'active', disabled_identities: [] });
       });
 
       it('replaces an entry and the engine follows', async () => {
@@ -286,7 +286,7 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
         expect(response.headers.etag).toBe('"2"');
         expect(response.json()).toEqual({
           revision: 2,
-          item: { id: 'helper', name: 'Acme Helper', status: 'disabled' },
+          item: { id: 'helper', name: 'Acme Helper', status: 'disabled', disabled_identities: [] },
         });
         const after = await decide('replace', 'C02ENG', 'repo.read', 'repo:acme/api');
         expect(after.decision).toBe(false);
