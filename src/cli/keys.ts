@@ -10,7 +10,9 @@ interface CreateOptions extends StorageOptions {
 }
 
 export function registerKeys(program: Command): void {
-  const keys = program.command('keys').description('manage API keys and show the audit public key');
+  const keys = program
+    .command('keys')
+    .description('manage API keys, rotate the token signing key, show the audit public key');
 
   keys
     .command('create')
@@ -60,6 +62,29 @@ export function registerKeys(program: Command): void {
         if (!(await deputy.revokeKey(id, cliCall())))
           throw new Error(`active API key ${id} not found`);
         console.log(`revoked ${id}`);
+      } finally {
+        await deputy.close();
+      }
+    });
+
+  keys
+    .command('rotate')
+    .description(
+      'start signing tokens with a new key; the old one stays published until its tokens expire',
+    )
+    .option('--db <location>', 'database')
+    .option('--data-dir <dir>', 'directory for the SQLite database and master key')
+    .action(async (options: StorageOptions) => {
+      const deputy = await openDeputy(options);
+      try {
+        const previous = await deputy.signingKeys.current();
+        const current = await deputy.signingKeys.rotate();
+        await deputy.audit.append({
+          type: 'signing_key.rotate',
+          actor: cliCall().actor,
+          detail: { previous_kid: previous.kid, kid: current.kid },
+        });
+        console.log(`signing key ${current.kid} is current; ${previous.kid} is retired`);
       } finally {
         await deputy.close();
       }

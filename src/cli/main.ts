@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 
 import { ConfigError } from '../config/load.js';
+import { registerAgents } from './agents.js';
 import { registerAudit } from './audit.js';
 import { registerCheck } from './check.js';
 import { registerKeys } from './keys.js';
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPlan(program);
   registerAudit(program);
   registerKeys(program);
+  registerAgents(program);
 
   try {
     await program.parseAsync(argv);

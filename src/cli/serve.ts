@@ -12,6 +12,7 @@ interface ServeOptions extends StorageOptions {
   port: string;
   publicUrl?: string;
   logLevel: string;
+  identityTokenLifetime: string;
 }
 
 export function registerServe(program: Command): void {
@@ -37,6 +38,11 @@ export function registerServe(program: Command): void {
       '--public-url <url>',
       'base URL published in discovery documents (default: http://HOST:PORT)',
     )
+    .option(
+      '--identity-token-lifetime <seconds>',
+      'lifetime of identity tokens, at most 3600',
+      '600',
+    )
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug', 'info')
     .action(async (options: ServeOptions) => {
       const logger = commandLogger(options.logLevel);
@@ -61,7 +67,12 @@ export function registerServe(program: Command): void {
 
       const port = Number(options.port);
       const publicUrl = options.publicUrl ?? `http://${options.host}:${port}`;
-      const app = await buildServer({ deputy, logger, publicUrl });
+      const app = await buildServer({
+        deputy,
+        logger,
+        publicUrl,
+        identityTokenLifetimeSeconds: Number(options.identityTokenLifetime),
+      });
       await app.listen({ host: options.host, port });
       logger.info({ url: publicUrl, database: deputy.database.kind }, 'deputy listening');
 
