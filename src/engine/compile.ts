@@ -103,6 +103,7 @@ function compileScope(context: Context, parts: ScopeParts): CompiledScope {
     identitySuffix: isPrivate ? `/channel:${parts.channel}` : '',
     guardrails: compileGuardrails(context, parts.visibility),
     byAction: new Map(),
+    identities: new Map(),
     memoryRead: new Set([ownCompartment, 'workspace']),
     memoryWrite: new Set([ownCompartment]),
   };

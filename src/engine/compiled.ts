@@ -47,6 +47,8 @@ export interface CompiledScope {
   readonly visibility: ScopeVisibility;
   /** Appended to `agent:<id>` to name the identity: empty, or `/channel:<id>` when private. */
   readonly identitySuffix: string;
+  /** Identity names per agent, built once so a decision allocates no string for them. */
+  readonly identities: Map<string, string>;
   /** Members who may invoke the agent here; `null` for every workspace member. */
   readonly invokers: ReadonlySet<string> | null;
   readonly unattended: boolean;

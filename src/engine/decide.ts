@@ -202,8 +202,9 @@ export function resolveIdentity(
   if (scope === undefined) return refusal('scope_unknown', null);
   if (scope.visibility === 'shared') return refusal('channel_excluded', null);
 
-  const identity = `agent:${agent}${scope.identitySuffix}`;
-  if (workspace.disabledIdentities.get(agent)?.has(identity)) {
+  const identity = identityIn(scope, agent);
+  const disabled = workspace.disabledIdentities.get(agent);
+  if (disabled !== undefined && disabled.size > 0 && disabled.has(identity)) {
     return refusal('identity_disabled', identity);
   }
   if (invoker !== undefined) {
@@ -214,6 +215,15 @@ export function resolveIdentity(
     return refusal('invoker_required', identity);
   }
   return { reason: null, identity, scope, member: null };
+}
+
+function identityIn(scope: CompiledScope, agent: string): string {
+  const cached = scope.identities.get(agent);
+  if (cached !== undefined) return cached;
+  const identity = `agent:${agent}${scope.identitySuffix}`;
+  // Agent ids come from the policy, so the cache holds at most one entry per agent.
+  scope.identities.set(agent, identity);
+  return identity;
 }
 
 function resolveDm(
