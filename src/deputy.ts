@@ -110,6 +110,8 @@ export class Deputy {
       );
       await deputy.keys.refresh();
       await deputy.reload();
+      // The first signing key exists before the JWKS is first served.
+      await deputy.signingKeys.current();
       deputy.#startRefresh(options.refreshIntervalMs ?? 1000);
       return deputy;
     } catch (error) {

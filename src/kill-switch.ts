@@ -29,21 +29,29 @@ export async function disable(
   target: KillSwitchTarget,
   call: CallContext,
 ): Promise<KillSwitchResult> {
-  // Tokens die first: the revocation needs no policy change to take effect.
+  // The change is checked before anything happens, so a rejected disable revokes nothing.
+  await editedPolicy(deputy, target, false);
+  const principal = target.identity ?? `agent:${target.agent}/*`;
   const revokedAt = Math.floor(Date.now() / 1000);
-  const principal = target.identity ?? `agent:${target.agent}`;
   await deputy.audit.append({
     type: 'agent.disable',
     workspace: target.workspace,
     actor: call.actor,
-    identity: principal,
+    identity: target.identity ?? `agent:${target.agent}`,
     request_id: call.requestId,
     detail: { agent: target.agent, revoked_at: revokedAt },
   });
-  await deputy.revocations.revokePrincipal(target.workspace, principal, revokedAt);
 
+  // Tokens die first: the revocation needs no policy change to take effect.
+  await deputy.revocations.revokePrincipal(target.workspace, principal, revokedAt);
   const revision = await editAgent(deputy, target, false, call);
-  return { revision, revokedAt };
+
+  // Tokens issued after the first revocation but before the new revision was active are
+  // covered by a second one at the current second.
+  const finalAt = Math.floor(Date.now() / 1000);
+  if (finalAt > revokedAt)
+    await deputy.revocations.revokePrincipal(target.workspace, principal, finalAt);
+  return { revision, revokedAt: finalAt };
 }
 
 /** Enables an agent or identity again. Tokens issued before the disable stay inactive. */
@@ -64,6 +72,28 @@ export async function enable(
   return { revision, revokedAt: null };
 }
 
+/** Returns the current revision and the policy with the change applied and validated. */
+async function editedPolicy(deputy: Deputy, target: KillSwitchTarget, enabled: boolean) {
+  const current = await deputy.revisions.current(target.workspace);
+  if (!current) throw new TypeError(`workspace ${target.workspace} not found`);
+
+  const policy = structuredClone(current.policy);
+  const agent = policy.agents.find((entry) => entry.id === target.agent);
+  if (!agent) {
+    throw new TypeError(`agent ${target.agent} not found in workspace ${target.workspace}`);
+  }
+  if (target.identity === undefined) {
+    agent.status = enabled ? 'active' : 'disabled';
+  } else {
+    const others = agent.disabled_identities.filter((identity) => identity !== target.identity);
+    agent.disabled_identities = enabled ? others : [...others, target.identity];
+  }
+
+  const parsed = parsePolicy(policy);
+  if (!parsed.ok) throw new TypeError(parsed.issues.map((issue) => issue.message).join('; '));
+  return { revision: current.revision, policy: parsed.policy };
+}
+
 /** Applies the status change as a new revision, retrying when another write came first. */
 async function editAgent(
   deputy: Deputy,
@@ -71,27 +101,12 @@ async function editAgent(
   enabled: boolean,
   call: CallContext,
 ) {
+  const verb = enabled ? 'enable' : 'disable';
+  const summary = `${verb} ${target.identity ?? `agent ${target.agent}`}`;
   for (let attempt = 1; ; attempt++) {
-    const current = await deputy.revisions.current(target.workspace);
-    if (!current) throw new TypeError(`workspace ${target.workspace} not found`);
-
-    const policy = structuredClone(current.policy);
-    const agent = policy.agents.find((entry) => entry.id === target.agent);
-    if (!agent)
-      throw new TypeError(`agent ${target.agent} not found in workspace ${target.workspace}`);
-    if (target.identity === undefined) {
-      agent.status = enabled ? 'active' : 'disabled';
-    } else {
-      const others = agent.disabled_identities.filter((identity) => identity !== target.identity);
-      agent.disabled_identities = enabled ? others : [...others, target.identity];
-    }
-
-    const parsed = parsePolicy(policy);
-    if (!parsed.ok) throw new TypeError(parsed.issues.map((issue) => issue.message).join('; '));
-    const verb = enabled ? 'enable' : 'disable';
-    const summary = `${verb} ${target.identity ?? `agent ${target.agent}`}`;
+    const { revision, policy } = await editedPolicy(deputy, target, enabled);
     try {
-      return await deputy.apply(parsed.policy, current.revision, summary, call, 'admin.change');
+      return await deputy.apply(policy, revision, summary, call, 'admin.change');
     } catch (error) {
       if (!(error instanceof RevisionConflictError) || attempt === ATTEMPTS) throw error;
     }

@@ -17,17 +17,36 @@ export function allowedScopes(
   connection: string | undefined,
   requested: readonly string[],
   now: number = Date.now(),
-): string[] {
+): AllowedScopes {
   const member = resolution.member;
   if (member !== null) {
-    return requested.filter((action) => holds(member, connection, action));
+    return {
+      scopes: requested.filter((action) => holds(member, connection, action)),
+      until: Infinity,
+    };
   }
 
   const grants = resolution.scope?.grants ?? [];
   const invokerMember = invoker === undefined ? undefined : workspace.members.get(invoker);
-  return requested.filter((action) =>
-    grants.some((grant) => grantAllows(grant, agent, invokerMember, connection, action, now)),
-  );
+  const scopes: string[] = [];
+  let until = Infinity;
+  for (const action of requested) {
+    const allowing = grants.filter((grant) =>
+      grantAllows(grant, agent, invokerMember, connection, action, now),
+    );
+    if (allowing.length === 0) continue;
+    scopes.push(action);
+    // A scope lasts as long as the longest-lived grant that allows it.
+    until = Math.min(until, Math.max(...allowing.map((grant) => grant.until)));
+  }
+  return { scopes, until };
+}
+
+/** Scopes an identity may receive, and when the first of them stops being granted. */
+export interface AllowedScopes {
+  readonly scopes: string[];
+  /** Epoch milliseconds at which a time-boxed grant behind the scopes ends; Infinity if none. */
+  readonly until: number;
 }
 
 function grantAllows(

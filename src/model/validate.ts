@@ -261,6 +261,11 @@ function checkAudiences(policy: Policy, refs: References, list: IssueList): void
   });
 }
 
+const FEDERATION_ALGORITHMS = [
+  ...['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512'],
+  ...['PS256', 'PS384', 'PS512', 'EdDSA', 'Ed25519'],
+];
+
 function checkFederation(policy: Policy, refs: References, list: IssueList): void {
   policy.federation.forEach((issuer, index) => {
     const at = ['federation', index];
@@ -291,6 +296,15 @@ function checkFederation(policy: Policy, refs: References, list: IssueList): voi
           [...at, 'jwks', 'keys', keyIndex],
           'the key set holds a private or symmetric key',
           'list public keys only',
+        );
+      }
+    });
+    issuer.algorithms.forEach((algorithm, algorithmIndex) => {
+      if (!FEDERATION_ALGORITHMS.includes(algorithm)) {
+        list.add(
+          [...at, 'algorithms', algorithmIndex],
+          `algorithm "${algorithm}" is not accepted for federated tokens`,
+          `use asymmetric algorithms only: ${FEDERATION_ALGORITHMS.join(', ')}`,
         );
       }
     });

@@ -5,6 +5,8 @@
 export class OAuthError extends Error {
   readonly error: string;
   readonly statusCode: number;
+  /** Whether the refusal is already in the audit log, so the endpoint does not record it twice. */
+  recorded = false;
 
   constructor(error: string, description: string, statusCode = 400) {
     super(description);

@@ -5,7 +5,8 @@ import { authenticateClient } from './client-auth.js';
 import { type OAuthContext, single } from './context.js';
 import { OAuthError, invalidRequest } from './errors.js';
 
-const THREAD = /^[\x21-\x7e]{1,200}$/;
+/** A thread or task id: 1 to 200 printable ASCII characters. */
+export const THREAD = /^[\x21-\x7e]{1,200}$/;
 
 /** The token endpoint's response for an identity token. */
 export interface IdentityTokenResponse {
@@ -63,7 +64,9 @@ export async function issueIdentityToken(
       reason: resolution.reason,
       detail: { client_id: client.clientId, token_type: 'identity' },
     });
-    throw new OAuthError('invalid_grant', `no identity token: ${resolution.reason}`);
+    const refusal = new OAuthError('invalid_grant', `no identity token: ${resolution.reason}`);
+    refusal.recorded = true;
+    throw refusal;
   }
 
   const lifetime = context.settings.identityTokenLifetimeSeconds;

@@ -96,24 +96,25 @@ export async function introspect(
   context: OAuthContext,
   form: URLSearchParams,
   authorization: string | undefined,
-): Promise<Record<string, unknown>> {
+): Promise<{ result: Record<string, unknown>; caller: TokenCaller }> {
   const caller = await authenticateCaller(context, form, authorization);
   const token = single(form, 'token');
   if (token === undefined) throw invalidRequest('token is required');
 
   const active = await activeToken(context, token);
-  if (active === null) return { active: false };
+  if (active === null) return { result: { active: false }, caller };
   if (caller.kind === 'client' && caller.client.workspace !== active.claims.workspace) {
-    return { active: false };
+    return { result: { active: false }, caller };
   }
 
   const { claims, typ } = active;
-  return {
+  const result = {
     active: true,
     token_type: typ === ACCESS_TOKEN_TYPE ? 'Bearer' : 'identity',
     ...pick(claims, ['scope', 'client_id', 'sub', 'aud', 'iss', 'exp', 'iat', 'nbf', 'jti', 'act']),
     ...pick(claims, ['workspace', 'agent', 'channel', 'invoker', 'thread']),
   };
+  return { result, caller };
 }
 
 /**

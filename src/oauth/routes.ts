@@ -11,7 +11,7 @@ import {
 } from './context.js';
 import { OAuthError, invalidRequest } from './errors.js';
 import { issueIdentityToken } from './identity-grant.js';
-import { introspect, revoke } from './introspection.js';
+import { introspect, revoke, type TokenCaller } from './introspection.js';
 import { exchangeToken } from './token-exchange.js';
 
 export interface OAuthRouteOptions {
@@ -33,9 +33,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRouteOptions> = async (app, op
   app.get('/oauth/jwks', { schema: { tags } }, async () => options.deputy.signingKeys.publicJwks());
 
   app.post('/oauth/token', { schema: { tags } }, async (request, reply) =>
-    handle(reply, async () => {
+    handle(reply, context, request, async () => {
       const form = formOf(request);
       const grantType = single(form, 'grant_type');
+      if (grantType === undefined) throw invalidRequest('grant_type is required');
       if (grantType === 'client_credentials') {
         return await issueIdentityToken(context, form, request.headers.authorization, request.id);
       }
@@ -50,18 +51,28 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRouteOptions> = async (app, op
   );
 
   app.post('/oauth/introspect', { schema: { tags } }, async (request, reply) =>
-    handle(reply, async () => {
-      const result = await introspect(context, formOf(request), request.headers.authorization);
-      await recordUse(context, request, 'token.introspect', result);
+    handle(reply, null, request, async () => {
+      const { result, caller } = await introspect(
+        context,
+        formOf(request),
+        request.headers.authorization,
+      );
+      await recordUse(context, request, 'token.introspect', result, caller);
       return result;
     }),
   );
 
   app.post('/oauth/revoke', { schema: { tags } }, async (request, reply) =>
-    handle(reply, async () => {
+    handle(reply, null, request, async () => {
       const result = await revoke(context, formOf(request), request.headers.authorization);
       if (result.revoked && result.claims) {
-        await recordUse(context, request, 'token.revoke', { active: true, ...result.claims });
+        await recordUse(
+          context,
+          request,
+          'token.revoke',
+          { active: true, ...result.claims },
+          result.caller,
+        );
       }
       // RFC 7009, section 2.2: the response is 200 whether or not the token was valid.
       return reply.code(200).send();
@@ -93,12 +104,21 @@ function formOf(request: FastifyRequest): URLSearchParams {
   return request.body;
 }
 
-/** Sends an OAuthError as the RFC 6749 error response; anything else goes to the server's handler. */
-async function handle(reply: FastifyReply, work: () => Promise<unknown>) {
+/**
+ * Sends an OAuthError as the RFC 6749 error response; anything else goes to the server's
+ * handler. With a context, a refusal not yet in the audit log is recorded as `token.denied`.
+ */
+async function handle(
+  reply: FastifyReply,
+  context: OAuthContext | null,
+  request: FastifyRequest,
+  work: () => Promise<unknown>,
+) {
   try {
     return await work();
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
+    if (context !== null && !error.recorded) await recordRefusal(context, request, error);
     if (error.statusCode === 401) reply.header('www-authenticate', 'Basic realm="deputy"');
     return reply
       .code(error.statusCode)
@@ -106,25 +126,39 @@ async function handle(reply: FastifyReply, work: () => Promise<unknown>) {
   }
 }
 
+async function recordRefusal(context: OAuthContext, request: FastifyRequest, error: OAuthError) {
+  const form = request.body instanceof URLSearchParams ? request.body : new URLSearchParams();
+  await context.deputy.audit.append({
+    type: 'token.denied',
+    actor: { type: 'system', id: 'oauth' },
+    decision: 'deny',
+    reason: error.error,
+    request_id: request.id,
+    detail: { grant_type: form.get('grant_type'), error_description: error.message },
+  });
+}
+
 async function recordUse(
   context: OAuthContext,
   request: FastifyRequest,
   type: string,
   result: Record<string, unknown>,
+  caller: TokenCaller,
 ) {
   await context.deputy.audit.append({
     type,
     workspace: typeof result.workspace === 'string' ? result.workspace : null,
     actor:
-      typeof result.agent === 'string'
-        ? { type: 'agent', id: result.agent }
-        : { type: 'system', id: 'oauth' },
+      caller.kind === 'key'
+        ? { type: 'api_key', id: caller.keyId }
+        : { type: 'agent', id: caller.client.agent },
     identity: typeof result.sub === 'string' ? result.sub : null,
     invoker: typeof result.invoker === 'string' ? result.invoker : null,
     request_id: request.id,
     detail: {
       active: result.active === true,
       jti: typeof result.jti === 'string' ? result.jti : null,
+      ...(caller.kind === 'client' ? { client_id: caller.client.clientId } : {}),
     },
   });
 }

@@ -10,7 +10,7 @@ import type { RuntimeClient } from './clients.js';
 import { type OAuthContext, single, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT } from './context.js';
 import { OAuthError, invalidGrant, invalidRequest } from './errors.js';
 import { claimOf, verifyFederatedToken } from './federation.js';
-import { readJti } from './identity-grant.js';
+import { readJti, THREAD } from './identity-grant.js';
 
 /** Who a subject token speaks for, once verified and checked against the current policy. */
 interface Subject {
@@ -144,6 +144,12 @@ async function verifyFederatedSubject(
   if (client !== null && client.agent !== agent)
     throw invalidGrant('subject_token names another agent');
   if (typeof claims.exp !== 'number') throw invalidGrant('subject_token has no exp');
+  const thread = claimOf(claims, trusted.claims.thread);
+  if (thread !== undefined && !THREAD.test(thread)) {
+    throw invalidGrant(
+      `the ${trusted.claims.thread} claim must be 1 to 200 printable ASCII characters`,
+    );
+  }
 
   const subject = {
     workspace,
@@ -151,7 +157,7 @@ async function verifyFederatedSubject(
     identity: '',
     channel: claimOf(claims, trusted.claims.channel),
     invoker: claimOf(claims, trusted.claims.invoker),
-    thread: claimOf(claims, trusted.claims.thread),
+    thread,
     clientId: client?.clientId ?? `federation:${trusted.id}`,
     exp: claims.exp,
     subjectJti: null,
@@ -241,7 +247,7 @@ async function issueAccessToken(
   const { deputy, settings } = context;
   const workspace = deputy.engine.workspace(subject.workspace)!;
   const resolution = resolveIdentity(workspace, subject.agent, subject.channel, subject.invoker);
-  const granted = allowedScopes(
+  const allowed = allowedScopes(
     workspace,
     resolution,
     subject.agent,
@@ -263,6 +269,7 @@ async function issueAccessToken(
     resource: audience.uri,
     request_id: requestId,
   };
+  const granted = allowed.scopes;
   if (granted.length === 0) {
     await deputy.audit.append({
       ...record,
@@ -271,14 +278,18 @@ async function issueAccessToken(
       reason: 'no_matching_grant',
       detail: { client_id: subject.clientId, token_type: 'access', requested },
     });
-    throw new OAuthError(
+    const refusal = new OAuthError(
       'invalid_scope',
       'none of the requested scopes is allowed for this identity',
     );
+    refusal.recorded = true;
+    throw refusal;
   }
 
   const now = Math.floor(Date.now() / 1000);
-  const lifetime = Math.min(audience.token_lifetime, subject.exp - now);
+  // The token ends no later than the subject token, nor than a time-boxed grant behind it.
+  const grantEnd = Math.floor(allowed.until / 1000);
+  const lifetime = Math.min(audience.token_lifetime, subject.exp - now, grantEnd - now);
   if (lifetime <= 0) throw invalidGrant('subject_token has expired');
 
   const token = await signToken(deputy.signingKeys, {

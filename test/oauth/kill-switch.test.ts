@@ -329,7 +329,7 @@ describe('identity disable', () => {
   // Known bug: the workspace identity `agent:helper` and the whole agent share one revocation
   // principal, so disabling only that identity also revokes helper's private-channel tokens,
   // although the policy still lets helper act, and get new tokens, in that channel.
-  it.fails('agent:helper spares private channel tokens', async () => {
+  it('agent:helper spares private channel tokens', async () => {
     const legal = await tokensIn('C04LEGAL', 'U03CAROL');
 
     const disabled = await disable({ identity: 'agent:helper' });
@@ -368,7 +368,7 @@ describe('rejected disable', () => {
   // Known bug: the revocation runs before the policy change is validated, so a request that
   // names another agent's identity gets a 400 response but has already revoked that agent's
   // tokens and recorded an agent.disable event.
-  it.fails('revokes nothing for a foreign identity', async () => {
+  it('revokes nothing for a foreign identity', async () => {
     const scribe = await registerClient(harness, 'scribe', 'client_secret_basic');
     const scribeToken = await identityToken(harness, scribe, { channel: 'C02ENG' });
     const after = await lastAuditSeq(harness.deputy);

@@ -116,9 +116,10 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
     it('revokes every identity of a revoked agent', async () => {
       const workspace = fresh('ws');
       const store = await newStore();
-      await store.revokePrincipal(workspace, 'agent:helper', T0);
+      await store.revokePrincipal(workspace, 'agent:helper/*', T0);
       const iat = T0 - 1;
 
+      expect(store.isInactive(claims(workspace, 'agent:helper', iat))).toBe(true);
       expect(store.isInactive(claims(workspace, 'agent:helper/channel:C02', iat))).toBe(true);
       const dm = claims(workspace, 'member:U03', iat, { agent: 'helper' });
       expect(store.isInactive(dm)).toBe(true);
@@ -136,6 +137,17 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       expect(store.isInactive(claims(workspace, 'agent:helper/channel:C02', iat))).toBe(true);
       expect(store.isInactive(claims(workspace, 'agent:helper/channel:C03', iat))).toBe(false);
       expect(store.isInactive(claims(workspace, 'agent:helper', iat))).toBe(false);
+    });
+
+    it('revokes the workspace identity only', async () => {
+      const workspace = fresh('ws');
+      const store = await newStore();
+      await store.revokePrincipal(workspace, 'agent:helper', T0);
+      const iat = T0 - 1;
+
+      expect(store.isInactive(claims(workspace, 'agent:helper', iat))).toBe(true);
+      expect(store.isInactive(claims(workspace, 'agent:helper/channel:C02', iat))).toBe(false);
+      expect(store.isInactive(claims(workspace, 'member:U03', iat, { agent: 'helper' }))).toBe(false);
     });
 
     it('makes a token with a revoked jti inactive', async () => {
