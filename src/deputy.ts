@@ -14,7 +14,7 @@ import { loadMasterKey } from './keys/master-key.js';
 import type { Policy } from './model/policy.js';
 import { ApiKeyStore, type Role } from './storage/api-keys.js';
 import { type Database, openDatabase } from './storage/database.js';
-import { RevisionStore } from './storage/revisions.js';
+import { RevisionConflictError, RevisionStore } from './storage/revisions.js';
 import { SecretStore } from './storage/secrets.js';
 import { RuntimeClientStore } from './oauth/clients.js';
 import { RevocationStore } from './tokens/revocations.js';
@@ -159,6 +159,11 @@ export class Deputy {
     type = 'policy.apply',
   ): Promise<number> {
     const workspace = policy.workspace.id;
+    // A stale write is turned away before it is recorded as a change; a writer that slips in
+    // between this check and the insert still gets the conflict, recorded as a failed change.
+    const latest = (await this.revisions.current(workspace))?.revision ?? 0;
+    if (latest !== expected) throw new RevisionConflictError(workspace, expected, latest);
+
     // The change is recorded before it is stored: nothing takes effect without its record.
     await this.audit.append({
       type,

@@ -5,6 +5,7 @@
  * revocation, so tokens issued before the disable stay dead.
  */
 import type { CallContext, Deputy } from './deputy.js';
+import type { Policy } from './model/policy.js';
 import { parsePolicy } from './model/validate.js';
 import { RevisionConflictError } from './storage/revisions.js';
 
@@ -111,4 +112,33 @@ async function editAgent(
       if (!(error instanceof RevisionConflictError) || attempt === ATTEMPTS) throw error;
     }
   }
+}
+
+/**
+ * Carries the kill switch over into a policy file being applied: an agent or identity that is
+ * disabled in the stored revision stays disabled, even when the file says otherwise, so a
+ * restart with `serve --config` or an `apply` of an older file cannot undo it. Returns the
+ * merged policy and what was kept, as `agent:<id>` or identity names.
+ */
+export function keepDisabled(current: Policy, next: Policy): { policy: Policy; kept: string[] } {
+  const merged = structuredClone(next);
+  const kept: string[] = [];
+  for (const agent of merged.agents) {
+    const stored = current.agents.find((entry) => entry.id === agent.id);
+    if (!stored) continue;
+    if (stored.status === 'disabled' && agent.status === 'active') {
+      agent.status = 'disabled';
+      kept.push(`agent:${agent.id}`);
+    }
+    for (const identity of stored.disabled_identities) {
+      if (agent.disabled_identities.includes(identity)) continue;
+      const candidate = structuredClone(merged);
+      candidate.agents.find((entry) => entry.id === agent.id)!.disabled_identities.push(identity);
+      // An identity whose channel or member the file removes cannot be kept, and needs no keeping.
+      if (!parsePolicy(candidate).ok) continue;
+      agent.disabled_identities.push(identity);
+      kept.push(identity);
+    }
+  }
+  return { policy: merged, kept };
 }

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import pino, { type Logger } from 'pino';
@@ -33,10 +35,26 @@ export function commandLogger(level = 'warn'): Logger {
   );
 }
 
-/** Opens Deputy for a one-shot command, without the background revision refresh. */
-export function openDeputy(options: StorageOptions, logger = commandLogger()): Promise<Deputy> {
-  return Deputy.open({
-    database: databaseOf(options),
+/**
+ * Opens Deputy for a one-shot command, without the background revision refresh. Unless
+ * `create` is set, a missing SQLite database is an error: a command run from the wrong
+ * directory must not quietly start an empty store.
+ */
+export async function openDeputy(
+  options: StorageOptions,
+  { create = false }: { create?: boolean } = {},
+  logger = commandLogger(),
+): Promise<Deputy> {
+  const database = databaseOf(options);
+  const isSqliteFile = !/^(postgres(ql)?:\/\/|pglite:)/.test(database) && database !== ':memory:';
+  if (!create && isSqliteFile && !existsSync(database.replace(/^sqlite:/, ''))) {
+    throw new Error(
+      `no Deputy database at ${database}: pass --data-dir or --db, or set DEPUTY_DATA_DIR ` +
+        'or DEPUTY_DATABASE_URL (deputy serve or deputy apply creates one)',
+    );
+  }
+  return await Deputy.open({
+    database,
     dataDir: dataDirOf(options),
     logger,
     refreshIntervalMs: 0,
@@ -45,6 +63,14 @@ export function openDeputy(options: StorageOptions, logger = commandLogger()): P
 
 /** Audit actor for commands run on the server's own machine. */
 export function cliCall() {
-  const user = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  const user = process.env.USER ?? process.env.LOGNAME ?? userInfoName();
   return { actor: { type: 'cli' as const, id: user }, requestId: null };
+}
+
+function userInfoName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
 }

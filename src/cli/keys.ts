@@ -25,7 +25,7 @@ export function registerKeys(program: Command): void {
       if (!ROLES.includes(options.role)) {
         throw new Error(`invalid --role ${options.role}: use one of ${ROLES.join(', ')}`);
       }
-      const deputy = await openDeputy(options);
+      const deputy = await openDeputy(options, { create: true });
       try {
         const created = await deputy.createKey(options.role, options.label, cliCall());
         console.log(created.key);

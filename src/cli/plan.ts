@@ -2,12 +2,32 @@ import type { Command } from 'commander';
 
 import { loadPolicyFile } from '../config/load.js';
 import { diffPolicies, formatDiff } from '../engine/diff.js';
+import { keepDisabled } from '../kill-switch.js';
+import type { Policy } from '../model/policy.js';
 import { cliCall, openDeputy, type StorageOptions } from './context.js';
 
 interface PlanOptions extends StorageOptions {
   config: string;
   json?: boolean;
   expectRevision?: string;
+  allowEnable?: boolean;
+}
+
+/**
+ * Reads a policy file and, unless `allowEnable`, keeps agents and identities that the kill
+ * switch disabled in the store disabled. Prints what was kept.
+ */
+async function loadForStore(options: PlanOptions, current: Policy | null): Promise<Policy> {
+  const fromFile = await loadPolicyFile(options.config);
+  if (current === null || options.allowEnable) return fromFile;
+  const { policy, kept } = keepDisabled(current, fromFile);
+  if (kept.length > 0) {
+    console.log(
+      `kept disabled by the kill switch: ${kept.join(', ')} ` +
+        '(pass --allow-enable, or run deputy agents enable)',
+    );
+  }
+  return policy;
 }
 
 export function registerPlan(program: Command): void {
@@ -18,11 +38,13 @@ export function registerPlan(program: Command): void {
     .option('--db <location>', 'database holding the current revision')
     .option('--data-dir <dir>', 'directory for the SQLite database and master key')
     .option('--json', 'print the plan as JSON')
+    .option('--allow-enable', 'let the file enable agents and identities the kill switch disabled')
     .action(async (options: PlanOptions) => {
-      const policy = await loadPolicyFile(options.config);
+      const workspaceId = (await loadPolicyFile(options.config)).workspace.id;
       const deputy = await openDeputy(options);
       try {
-        const current = await deputy.revisions.current(policy.workspace.id);
+        const current = await deputy.revisions.current(workspaceId);
+        const policy = await loadForStore(options, current?.policy ?? null);
         const diff = diffPolicies(current?.policy ?? null, policy);
         const base = current ? `revision ${current.revision}` : 'a new workspace';
         console.log(
@@ -45,11 +67,13 @@ export function registerPlan(program: Command): void {
       '--expect-revision <n>',
       'fail unless the workspace is at this revision (what plan showed)',
     )
+    .option('--allow-enable', 'let the file enable agents and identities the kill switch disabled')
     .action(async (options: PlanOptions) => {
-      const policy = await loadPolicyFile(options.config);
-      const deputy = await openDeputy(options);
+      const workspaceId = (await loadPolicyFile(options.config)).workspace.id;
+      const deputy = await openDeputy(options, { create: true });
       try {
-        const current = await deputy.revisions.current(policy.workspace.id);
+        const current = await deputy.revisions.current(workspaceId);
+        const policy = await loadForStore(options, current?.policy ?? null);
         const diff = diffPolicies(current?.policy ?? null, policy);
         if (diff.unchanged) {
           console.log(

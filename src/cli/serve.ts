@@ -5,6 +5,7 @@ import { loadPolicyFile } from '../config/load.js';
 import { diffPolicies } from '../engine/diff.js';
 import { cliCall, commandLogger, dataDirOf, databaseOf, type StorageOptions } from './context.js';
 import { Deputy } from '../deputy.js';
+import { keepDisabled } from '../kill-switch.js';
 
 interface ServeOptions extends StorageOptions {
   config: string[];
@@ -53,8 +54,18 @@ export function registerServe(program: Command): void {
       });
 
       for (const file of options.config) {
-        const policy = await loadPolicyFile(file);
-        const current = await deputy.revisions.current(policy.workspace.id);
+        const fromFile = await loadPolicyFile(file);
+        const current = await deputy.revisions.current(fromFile.workspace.id);
+        const { policy, kept } = current
+          ? keepDisabled(current.policy, fromFile)
+          : { policy: fromFile, kept: [] };
+        if (kept.length > 0) {
+          logger.warn(
+            { workspace: policy.workspace.id, kept },
+            'kept disabled by the kill switch although the policy file enables them; ' +
+              'use deputy agents enable to enable them',
+          );
+        }
         if (current && diffPolicies(current.policy, policy).unchanged) continue;
         const revision = await deputy.apply(
           policy,

@@ -140,6 +140,12 @@ function evaluate(
   request: DecisionRequest,
   now: number | undefined,
 ): Outcome {
+  if (request.workspace === '') {
+    return {
+      reason: 'invalid_request',
+      detail: 'the workspace is required: this server holds several',
+    };
+  }
   const action = parseAction(request.action);
   if (action instanceof InvalidId) return { reason: 'invalid_request', detail: action.message };
 

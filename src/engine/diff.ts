@@ -37,6 +37,8 @@ const SECTIONS: Record<string, (policy: Policy) => { id: string }[]> = {
   bundles: (policy) => policy.bundles,
   channels: (policy) => policy.scopes.channels,
   guardrails: (policy) => policy.guardrails,
+  audiences: (policy) => policy.audiences,
+  federation: (policy) => policy.federation,
 };
 
 /** Compares two revisions of one workspace; `before` is `null` for a new workspace. */
@@ -52,16 +54,10 @@ export function diffPolicies(before: Policy | null, after: Policy, now = Date.no
       sections.push({ section: key, added: [], removed: [], changed: [key] });
     }
   }
-  if (
-    JSON.stringify(before?.scopes.workspace) !== JSON.stringify(after.scopes.workspace) ||
-    JSON.stringify(before?.scopes.dms) !== JSON.stringify(after.scopes.dms)
-  ) {
-    sections.push({
-      section: 'scopes',
-      added: [],
-      removed: [],
-      changed: ['workspace scope or dms'],
-    });
+  for (const scope of ['workspace', 'dms'] as const) {
+    if (JSON.stringify(before?.scopes[scope]) !== JSON.stringify(after.scopes[scope])) {
+      sections.push({ section: 'scopes', added: [], removed: [], changed: [scope] });
+    }
   }
 
   const access = diffAccess(
@@ -166,6 +162,8 @@ function agentAccess(
   if (!workspace || workspace.agents.get(agent) !== 'active') return lines;
   const scope = scopeOf(workspace, scopeId);
   if (!scope || scope.visibility === 'shared') return lines;
+  const identity = `agent:${agent}${scope.identitySuffix}`;
+  if (workspace.disabledIdentities.get(agent)?.has(identity)) return lines;
   for (const grant of scope.grants) {
     if (grant.until <= now || (grant.agents !== null && !grant.agents.has(agent))) continue;
     lines.add(describeGrant(grant));

@@ -9,7 +9,7 @@ import { badRequest, notFound } from '../errors.js';
 import { currentRevision } from './edit.js';
 
 const agentParams = z.object({ workspace: z.string(), id: z.string() });
-const switchBody = z.strictObject({ identity: z.string().optional() }).optional();
+const switchBody = z.strictObject({ identity: z.string().optional() }).nullish();
 
 /** The kill switch and runtime client registration, per agent. */
 export const agentRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async (app, { deputy }) => {

@@ -24,7 +24,7 @@ export function expectedRevision(request: FastifyRequest): number {
     throw new ApiError(
       428,
       'precondition_required',
-      'send If-Match with the ETag of the revision you read, for example If-Match: "3"',
+      'send If-Match with the ETag header of a GET of this workspace, for example If-Match: "3"',
     );
   }
   const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
@@ -58,6 +58,16 @@ export async function commitEdit(
         fix: issue.fix,
       })),
     );
+  }
+  // An edit that changes nothing stores no new revision.
+  const current = await deputy.revisions.current(parsed.policy.workspace.id);
+  if (
+    current &&
+    current.revision === expected &&
+    JSON.stringify(current.policy) === JSON.stringify(parsed.policy)
+  ) {
+    setRevisionTag(reply, current.revision);
+    return { revision: current.revision, policy: current.policy };
   }
   const revision = await deputy.apply(
     parsed.policy,

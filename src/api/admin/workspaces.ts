@@ -76,13 +76,17 @@ export const workspaceRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async 
     { onRequest: admin, schema: { tags, params: workspaceParams, body: z.unknown() } },
     async (request, reply) => {
       await currentRevision(deputy, request.params.workspace);
-      const id = (request.body as { workspace?: { id?: unknown } } | null)?.workspace?.id;
+      // The body is a policy document, or what GET returned: { revision, policy }.
+      const body = request.body as { policy?: unknown; version?: unknown } | null;
+      const document =
+        body && body.version === undefined && body.policy !== undefined ? body.policy : body;
+      const id = (document as { workspace?: { id?: unknown } } | null)?.workspace?.id;
       if (id !== request.params.workspace) {
         throw badRequest(
           `workspace.id must be ${request.params.workspace}, the workspace in the URL`,
         );
       }
-      const { revision } = await commitEdit(deputy, request, reply, request.body, 'replace policy');
+      const { revision } = await commitEdit(deputy, request, reply, document, 'replace policy');
       return { revision };
     },
   );
