@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 
 import { AuditLog } from './audit/log.js';
 import type { AuditRecordInput } from './audit/event.js';
+import type { CompiledWorkspace } from './engine/compiled.js';
 import { PolicyEngine } from './engine/engine.js';
 import { onEvaluationError } from './engine/decide.js';
 import type { Decision, DecisionRequest } from './engine/types.js';
@@ -133,9 +134,25 @@ export class Deputy {
     for (const workspace of await this.revisions.workspaces()) {
       const current = await this.revisions.current(workspace);
       if (current && current.revision > this.engine.revision(workspace)) {
-        this.engine.load(current.policy, current.revision);
+        await this.#load(current.policy, current.revision);
         this.logger.info({ workspace, revision: current.revision }, 'policy revision loaded');
       }
+    }
+  }
+
+  /**
+   * Makes a revision active. Agents it removes or disables, and identities it disables, get
+   * their tokens revoked up to now, however the revision was written: the kill switch, an admin
+   * API edit, a policy file, or another process whose revision this one loads late.
+   */
+  async #load(policy: Policy, revision: number): Promise<void> {
+    const previous = this.engine.workspace(policy.workspace.id);
+    const next = this.engine.load(policy, revision);
+    if (!previous || next.revision !== revision) return;
+
+    const now = Math.floor(Date.now() / 1000);
+    for (const principal of newlyDisabled(previous, next)) {
+      await this.revocations.revokePrincipal(next.id, principal, now);
     }
   }
 
@@ -182,7 +199,7 @@ export class Deputy {
       await this.#recordFailure(`${type}.failed`, workspace, call, error);
       throw error;
     }
-    this.engine.load(policy, revision);
+    await this.#load(policy, revision);
     return revision;
   }
 
@@ -291,6 +308,22 @@ export class Deputy {
       await this.database.close();
     }
   }
+}
+
+/** Principals that were active in `previous` and are removed or disabled in `next`. */
+function newlyDisabled(previous: CompiledWorkspace, next: CompiledWorkspace): string[] {
+  const principals: string[] = [];
+  for (const [agent, status] of previous.agents) {
+    if (status === 'active' && next.agents.get(agent) !== 'active')
+      principals.push(`agent:${agent}/*`);
+  }
+  for (const [agent, identities] of next.disabledIdentities) {
+    const before = previous.disabledIdentities.get(agent);
+    for (const identity of identities) {
+      if (!before?.has(identity)) principals.push(identity);
+    }
+  }
+  return principals;
 }
 
 function decisionRecord(decision: Decision, call: CallContext): AuditRecordInput {

@@ -39,16 +39,41 @@ export function requireRole(deputy: Deputy, roles: readonly Role[]) {
   };
 }
 
+/** Most authentication failures recorded per second; the rest are counted and summarized. */
+const FAILURES_PER_SECOND = 20;
+let failureWindow = 0;
+let failuresInWindow = 0;
+let suppressedFailures = 0;
+
 async function recordFailure(deputy: Deputy, request: FastifyRequest, problem: string) {
-  // The key id is public and helps find a leaked or revoked key; the secret part never is logged.
-  const keyId =
-    /^Bearer dpy_([a-f0-9]{16})_/.exec(request.headers.authorization ?? '')?.[1] ?? null;
+  // An unauthenticated caller must not be able to flood the audit log: past the limit, failures
+  // are only counted, and the next recorded one carries the count.
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== failureWindow) {
+    failureWindow = second;
+    failuresInWindow = 0;
+  }
+  if (++failuresInWindow > FAILURES_PER_SECOND) {
+    suppressedFailures++;
+    return;
+  }
+  const suppressed = suppressedFailures;
+  suppressedFailures = 0;
+
+  // The key id in the header is unverified, so it is recorded as claimed, not as the actor.
+  const claimedKey = /^bearer +dpy_([a-f0-9]{16})_/i.exec(request.headers.authorization ?? '')?.[1];
   try {
     await deputy.audit.append({
       type: 'auth.failure',
-      actor: { type: 'api_key', id: keyId ?? 'anonymous' },
+      actor: { type: 'api_key', id: 'anonymous' },
       request_id: request.id,
-      detail: { problem, method: request.method, route: request.routeOptions.url ?? null },
+      detail: {
+        problem,
+        method: request.method,
+        route: request.routeOptions.url ?? null,
+        claimed_key_id: claimedKey ?? null,
+        ...(suppressed > 0 ? { suppressed_since_last: suppressed } : {}),
+      },
     });
   } catch (error) {
     request.log.error({ err: error }, 'audit write failed for an authentication failure');

@@ -22,6 +22,7 @@ export type AuditProblemKind =
   | 'broken_link'
   /** A checkpoint covers events after the last stored one. */
   | 'truncated'
+  | 'missing_checkpoint'
   /** A checkpoint's hash differs from the hash of the event at its seq. */
   | 'rewritten'
   | 'bad_signature'

@@ -12,6 +12,13 @@ export interface VerifyAuditOptions {
   pageSize?: number;
   /** Maximum problems listed in the report. The rest are only counted. @default 1000 */
   maxProblems?: number;
+  /**
+   * Most events allowed between two checkpoints, and after the last one. A log writes one at
+   * least every `checkpointEvery` events plus one batch, so the default leaves room for the
+   * defaults (1000 and 2048) twice over, for restarts and several writers. A longer stretch
+   * means checkpoints were deleted, which would otherwise hide a rewrite. @default 6096
+   */
+  maxCheckpointGap?: number;
 }
 
 export interface AuditVerifyReport {
@@ -51,12 +58,23 @@ export async function verifyAudit(
   const checkpoints = new CheckpointCursor(scanCheckpoints(database.db, checkpointBound, pageSize));
   const counts = { total: 0, valid: 0, lastValidSeq: null as number | null };
 
+  const maxGap = options.maxCheckpointGap ?? 6096;
+  let coveredUpTo = 0;
   const events = scanEventRows(database.db, { afterSeq: 0, maxSeq: eventBound, pageSize });
   for await (const row of events) {
     const link = chain.addEvent(row);
     for (const checkpoint of await checkpoints.takeUpTo(row.seq)) {
       const valid = checkCheckpoint(checkpoint, checkpoint.seq === row.seq ? link : null);
       countCheckpoint(counts, checkpoint, valid);
+      if (valid) coveredUpTo = checkpoint.seq;
+    }
+    if (row.seq - coveredUpTo > maxGap) {
+      chain.report(
+        row.seq,
+        'missing_checkpoint',
+        `no valid checkpoint in the ${maxGap} events before this one: checkpoints were deleted`,
+      );
+      coveredUpTo = row.seq;
     }
   }
   chain.finish();

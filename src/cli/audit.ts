@@ -13,6 +13,7 @@ import { databaseOf, openDeputy, type StorageOptions } from './context.js';
 interface VerifyOptions extends StorageOptions {
   publicKey?: string;
   json?: boolean;
+  maxCheckpointGap: string;
 }
 
 interface ExportOptions extends StorageOptions {
@@ -34,10 +35,17 @@ export function registerAudit(program: Command): void {
       'PEM public key to check checkpoints with (default: derived from the master key)',
     )
     .option('--json', 'print the report as JSON')
+    .option(
+      '--max-checkpoint-gap <events>',
+      'most events allowed without a checkpoint; more means checkpoints were deleted',
+      '6096',
+    )
     .action(async (options: VerifyOptions) => {
       const { publicKey, close, database } = await openForVerify(options);
       try {
-        const report = await verifyAudit(database, publicKey);
+        const report = await verifyAudit(database, publicKey, {
+          maxCheckpointGap: Number(options.maxCheckpointGap),
+        });
         console.log(options.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
         process.exitCode = report.ok ? 0 : 1;
       } finally {
@@ -63,6 +71,10 @@ export function registerAudit(program: Command): void {
       }
       const database = await openDatabase(databaseOf(options));
       const out = options.output ? createWriteStream(options.output) : process.stdout;
+      // A reader that stops early (export | head) ends the export quietly.
+      out.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE') throw error;
+      });
       try {
         const lines = exportAudit(database, {
           format: options.format,

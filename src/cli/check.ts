@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 
+import { toEvaluationResponse } from '../api/authzen/convert.js';
 import { loadPolicyFile } from '../config/load.js';
 import { PolicyEngine } from '../engine/engine.js';
 import type { Decision, DecisionRequest } from '../engine/types.js';
@@ -42,7 +43,11 @@ export function registerCheck(program: Command): void {
     .option('--json', 'print the whole decision as JSON')
     .action(async (options: CheckOptions) => {
       const decision = options.config ? await checkFile(options) : await checkStored(options);
-      console.log(options.json ? JSON.stringify(decision, null, 2) : summarize(decision));
+      // --json prints the AuthZEN response body, the same shape as the HTTP API's.
+      const output = options.json
+        ? JSON.stringify(toEvaluationResponse(decision), null, 2)
+        : summarize(decision);
+      console.log(output);
       process.exitCode = decision.allowed ? CHECK_ALLOW : CHECK_DENY;
     });
 }
@@ -86,7 +91,8 @@ function summarize(decision: Decision): string {
   const verdict = decision.allowed ? 'allow' : 'deny';
   const parts = [`${verdict} (${decision.reason})`];
   if (decision.identity) parts.push(`identity=${decision.identity}`);
-  if (decision.grant) parts.push(`grant=${decision.attachment ?? ''}#${decision.grant}`);
+  if (decision.attachment) parts.push(`attachment=${decision.attachment}`);
+  if (decision.grant) parts.push(`grant=${decision.grant}`);
   if (decision.connection) parts.push(`connection=${decision.connection}`);
   if (decision.guardrail) parts.push(`guardrail=${decision.guardrail}`);
   if (decision.detail) parts.push(`detail=${decision.detail}`);

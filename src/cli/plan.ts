@@ -41,7 +41,7 @@ export function registerPlan(program: Command): void {
     .option('--allow-enable', 'let the file enable agents and identities the kill switch disabled')
     .action(async (options: PlanOptions) => {
       const workspaceId = (await loadPolicyFile(options.config)).workspace.id;
-      const deputy = await openDeputy(options);
+      const deputy = await openDeputy(options, { create: true });
       try {
         const current = await deputy.revisions.current(workspaceId);
         const policy = await loadForStore(options, current?.policy ?? null);

@@ -22,6 +22,19 @@ export class InvalidId {
 
 const HOST_NAME =
   /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
+const EDGE_WHITESPACE = /(^|\/)\s|\s($|\/)/u;
+const NUMERIC_LABEL = /^(0x[0-9a-f]*|\d+)$/i;
+const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** A DNS name, or an IPv4 address in its one dotted-decimal spelling. */
+function isCanonicalHost(host: string): boolean {
+  if (!HOST_NAME.test(host)) return false;
+  // A host whose last label is numeric is an IPv4 address to a URL parser (WHATWG URL).
+  const last = host.slice(host.lastIndexOf('.') + 1);
+  return !NUMERIC_LABEL.test(last) || DOTTED_QUAD.test(host);
+}
+
 const UNSAFE_CHARACTER = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const SLASH = 0x2f;
 const DOT = 0x2e;
@@ -97,15 +110,29 @@ export function parseResource(
   const problem = checkPath(path);
   if (problem !== null) return new InvalidId(`resource path ${problem}`);
 
-  // Only one spelling of a host is accepted: a gateway's URL parser maps fullwidth letters,
-  // a trailing dot or an explicit port onto the plain name, which a guardrail must not miss.
-  if (type === 'host' && !HOST_NAME.test(path)) {
+  // Only one spelling of a host is accepted: a URL parser maps fullwidth letters, a trailing
+  // dot, an explicit port or a numeric IPv4 form (0x7f.1, 2130706433) onto a plain address,
+  // which a guardrail must not miss.
+  if (type === 'host' && !isCanonicalHost(path)) {
     return new InvalidId(
-      'a host resource must be an ASCII DNS name without a port or trailing dot',
+      'a host resource must be an ASCII DNS name or dotted-decimal IPv4 address, ' +
+        'without a port or trailing dot',
     );
   }
 
-  const foldedPath = caseInsensitiveTypes.has(type) ? path.toLowerCase() : path;
+  const caseInsensitive = caseInsensitiveTypes.has(type);
+  // Folding is only safe on ASCII: other systems fold ſ, ı or fullwidth letters onto ASCII
+  // names, and trim spaces, where toLowerCase does not.
+  if (caseInsensitive && !PRINTABLE_ASCII.test(path)) {
+    return new InvalidId(
+      `ids of the case-insensitive type ${type} must be printable ASCII without spaces`,
+    );
+  }
+  if (!caseInsensitive && EDGE_WHITESPACE.test(path)) {
+    return new InvalidId('resource path has a segment that starts or ends with white space');
+  }
+
+  const foldedPath = caseInsensitive ? path.toLowerCase() : path;
   return { type, path, foldedPath };
 }
 

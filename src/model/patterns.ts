@@ -77,6 +77,12 @@ export function compileResourcePattern(
   // Checked before folding, so a character that lower-cases to ASCII (the Kelvin sign) is
   // rejected in every type alike.
   checkPatternText(rawPath, source);
+  if (caseInsensitive && !/^[\x21-\x7e]*$/.test(rawPath)) {
+    throw new PatternError(
+      `pattern "${source}" of the case-insensitive type ${type} is not printable ASCII`,
+      'write ASCII letters, digits and punctuation only, without spaces',
+    );
+  }
   const path = caseInsensitive ? rawPath.toLowerCase() : rawPath;
   return { source, type, path: compileSegments(path, SLASH, source), caseInsensitive };
 }

@@ -16,7 +16,7 @@ const id = z
  * A secret reference: `env:NAME` reads an environment variable, `file:PATH` reads a file,
  * `stored` uses the value set through the admin API (sealed in the database).
  */
-export const SECRET_REFERENCE = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*|stored)$/;
+export const SECRET_REFERENCE = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:\/\S*|stored)$/;
 
 const memberReference = z
   .string()

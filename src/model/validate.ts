@@ -266,6 +266,11 @@ const FEDERATION_ALGORITHMS = [
   ...['PS256', 'PS384', 'PS512', 'EdDSA', 'Ed25519'],
 ];
 
+function depthOf(value: unknown, depth = 0): number {
+  if (depth > 8 || value === null || typeof value !== 'object') return depth;
+  return Math.max(depth, ...Object.values(value).map((member) => depthOf(member, depth + 1)));
+}
+
 function checkFederation(policy: Policy, refs: References, list: IssueList): void {
   policy.federation.forEach((issuer, index) => {
     const at = ['federation', index];
@@ -291,6 +296,13 @@ function checkFederation(policy: Policy, refs: References, list: IssueList): voi
       );
     }
     issuer.jwks?.keys.forEach((key, keyIndex) => {
+      if (depthOf(key) > 4) {
+        list.add(
+          [...at, 'jwks', 'keys', keyIndex],
+          'the key is nested too deeply to be a JWK',
+          'list plain JWK objects',
+        );
+      }
       if (key.kty === 'oct' || 'd' in key || 'k' in key) {
         list.add(
           [...at, 'jwks', 'keys', keyIndex],
@@ -356,8 +368,15 @@ function checkConnections(policy: Policy, caseInsensitive: Set<string>, list: Is
       list.add(
         [...at, 'credential', 'secret'],
         'inline secrets are not allowed in the configuration',
-        'write env:NAME to read an environment variable, file:PATH to read a file, ' +
+        'write env:NAME to read an environment variable, file:/ABSOLUTE/PATH to read a file, ' +
           'or stored to use a value set through the admin API',
+      );
+    }
+    if (connection.url !== undefined && !isUrlWithoutCredentials(connection.url)) {
+      list.add(
+        [...at, 'url'],
+        'url must be an absolute URL without a user name or password in it',
+        'put the credential under credential, as a reference',
       );
     }
     connection.hosts.forEach((host, hostIndex) => {
@@ -380,6 +399,15 @@ function checkConnections(policy: Policy, caseInsensitive: Set<string>, list: Is
       }
     });
   });
+}
+
+function isUrlWithoutCredentials(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.username === '' && url.password === '';
+  } catch {
+    return false;
+  }
 }
 
 /** Lowercase DNS name or IPv4 address, with an optional port, or a bracketed IPv6 address. */

@@ -11,6 +11,9 @@ export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type
 /** Longest accepted client assertion lifetime, in seconds. */
 const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 
+/** Seconds an assertion id is kept after its exp; far above the 5 seconds of tolerance. */
+const ASSERTION_RETENTION_SECONDS = 300;
+
 const ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA', 'Ed25519'];
 
 export interface ClientAuthContext {
@@ -160,8 +163,13 @@ function readIssuer(assertion: string): string | null {
  * (RFC 7523, section 3). The primary key makes this hold across processes.
  */
 async function rememberAssertion(db: Kysely<Tables>, jti: string, exp: number, clientId: string) {
+  // Ids are kept well past the verifier's clock tolerance, so an assertion that still verifies
+  // after its exp is still found here.
   const now = Math.floor(Date.now() / 1000);
-  await db.deleteFrom('client_assertions').where('exp', '<', now).execute();
+  await db
+    .deleteFrom('client_assertions')
+    .where('exp', '<', now - ASSERTION_RETENTION_SECONDS)
+    .execute();
   try {
     await db
       .insertInto('client_assertions')

@@ -73,6 +73,14 @@ function isActive(context: OAuthContext, claims: VerifiedDeputyPayload, typ: Tok
     return false;
   }
 
+  // A token of a runtime client that has since been disabled or removed is inactive.
+  const clientId = claims.client_id;
+  if (typeof clientId !== 'string') return false;
+  if (!clientId.startsWith('federation:')) {
+    const client = deputy.clients.get(clientId);
+    if (!client || client.disabledAt !== null) return false;
+  }
+
   const workspace =
     typeof claims.workspace === 'string' ? deputy.engine.workspace(claims.workspace) : undefined;
   if (!workspace || typeof claims.agent !== 'string') return false;

@@ -21,6 +21,15 @@ function acmeAs(id: string): Policy {
   return policy;
 }
 
+/** The example with every credential `stored`, the only kind the admin API may create. */
+function storedAcmeAs(id: string): Policy {
+  const policy = acmeAs(id);
+  for (const connection of policy.connections) {
+    if (connection.credential) connection.credential.secret = 'stored';
+  }
+  return policy;
+}
+
 /** A loopback HTTP server that records the headers of every request it receives. */
 interface Upstream {
   port: number;
@@ -86,8 +95,18 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       return response;
     }
 
+    /** Creates a workspace the way a host does, since it has env: and file: credentials. */
     async function createWorkspace(id: string): Promise<Policy> {
       const policy = acmeAs(id);
+      await harness.deputy.apply(policy, 0, 'test setup', {
+        actor: { type: 'cli', id: 'test' },
+        requestId: null,
+      });
+      return policy;
+    }
+
+    async function createThroughApi(id: string): Promise<Policy> {
+      const policy = storedAcmeAs(id);
       const response = await send('POST', '/admin/v1/workspaces', { payload: policy });
       expect(response.statusCode).toBe(201);
       return policy;
@@ -116,7 +135,7 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
 
     describe('workspaces', () => {
       it('creates a workspace and serves it with an ETag', async () => {
-        const policy = acmeAs('create');
+        const policy = storedAcmeAs('create');
 
         const created = await send('POST', '/admin/v1/workspaces', { payload: policy });
 
@@ -132,7 +151,9 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       it('rejects creating an existing workspace', async () => {
         await createWorkspace('twice');
 
-        const again = await send('POST', '/admin/v1/workspaces', { payload: acmeAs('twice') });
+        const again = await send('POST', '/admin/v1/workspaces', {
+          payload: storedAcmeAs('twice'),
+        });
 
         expect(again.statusCode).toBe(409);
         expect(again.json()).toMatchObject({ error: 'conflict', current_revision: 1 });
@@ -158,6 +179,17 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
           ],
         });
         expect((await send('GET', '/admin/v1/workspaces/invalid')).statusCode).toBe(404);
+      });
+
+      it('rejects env: and file: credentials', async () => {
+        const response = await send('POST', '/admin/v1/workspaces', { payload: acmeAs('host') });
+
+        expect(response.statusCode).toBe(400);
+        expect(response.json().error_description).toBe(
+          'connection github: env: and file: credentials, and where they are sent, can only ' +
+            'be changed in a policy file applied with deputy apply; use stored through the API',
+        );
+        expect((await send('GET', '/admin/v1/workspaces/host')).statusCode).toBe(404);
       });
 
       it('rejects a policy without a workspace', async () => {
@@ -610,7 +642,7 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
 
     describe('revisions', () => {
       it('lists every revision with its actor and summary', async () => {
-        const policy = await createWorkspace('history');
+        const policy = await createThroughApi('history');
         await send('PUT', '/admin/v1/workspaces/history/agents/scout', {
           payload: { status: 'active' },
           ifMatch: '"1"',
@@ -636,7 +668,7 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       });
 
       it('records each change as an audit event', async () => {
-        await createWorkspace('audited');
+        await createThroughApi('audited');
 
         const events = await auditEventsAfter(harness.deputy);
         const changes = events.filter(

@@ -861,7 +861,7 @@ describe('audit events', () => {
         ...CHAIN_FIELDS,
         type: 'auth.failure',
         workspace: null,
-        actor: { type: 'api_key', id: '0123456789abcdef' },
+        actor: { type: 'api_key', id: 'anonymous' },
         identity: null,
         invoker: null,
         scope: null,
@@ -875,7 +875,12 @@ describe('audit events', () => {
         revision: null,
         decision_id: null,
         request_id: 'auth-fail-1',
-        detail: { problem: 'invalid', method: 'POST', route: '/access/v1/evaluation' },
+        detail: {
+          problem: 'invalid',
+          method: 'POST',
+          route: '/access/v1/evaluation',
+          claimed_key_id: '0123456789abcdef',
+        },
       },
     ]);
     expect(JSON.stringify(events)).not.toContain(secret);
@@ -895,7 +900,12 @@ describe('audit events', () => {
     expect(events[0]).toMatchObject({
       type: 'auth.failure',
       actor: { type: 'api_key', id: 'anonymous' },
-      detail: { problem: 'missing', method: 'POST', route: '/access/v1/evaluation' },
+      detail: {
+        problem: 'missing',
+        method: 'POST',
+        route: '/access/v1/evaluation',
+        claimed_key_id: null,
+      },
     });
   });
 
@@ -911,8 +921,8 @@ describe('audit events', () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       type: 'auth.failure',
-      actor: { type: 'api_key', id: created.id },
-      detail: { problem: 'invalid' },
+      actor: { type: 'api_key', id: 'anonymous' },
+      detail: { problem: 'invalid', claimed_key_id: created.id },
     });
     expect(JSON.stringify(events)).not.toContain(secret);
   });

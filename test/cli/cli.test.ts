@@ -71,8 +71,8 @@ describe('check', () => {
     const result = await deputy('check', '--config', ACME, ...HANDBOOK);
 
     expect(result.stdout).toBe(
-      'allow (granted) identity=agent:helper grant=workspace/baseline#read-handbook ' +
-        'connection=github\n',
+      'allow (granted) identity=agent:helper attachment=workspace/baseline ' +
+        'grant=read-handbook connection=github\n',
     );
     expect(result.code).toBe(0);
   });
@@ -112,23 +112,22 @@ describe('check', () => {
 
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({
-      allowed: true,
-      reason: 'granted',
-      detail: null,
-      decisionId: expect.any(String),
-      revision: 0,
-      workspace: 'acme',
-      agent: 'helper',
-      scope: 'workspace',
-      identity: 'agent:helper',
-      invoker: null,
-      action: 'repo.read',
-      resource: 'repo:acme/handbook',
-      bundle: 'baseline',
-      attachment: 'workspace/baseline',
-      grant: 'read-handbook',
-      connection: 'github',
-      guardrail: null,
+      decision: true,
+      context: {
+        reason: 'granted',
+        detail: null,
+        decision_id: expect.any(String),
+        revision: 0,
+        workspace: 'acme',
+        scope: 'workspace',
+        identity: 'agent:helper',
+        invoker: null,
+        bundle: 'baseline',
+        attachment: 'workspace/baseline',
+        grant: 'read-handbook',
+        connection: 'github',
+        guardrail: null,
+      },
     });
   });
 
@@ -137,9 +136,8 @@ describe('check', () => {
 
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toMatchObject({
-      allowed: false,
-      reason: 'forbidden_by_guardrail',
-      guardrail: 'no-secrets-repo',
+      decision: false,
+      context: { reason: 'forbidden_by_guardrail', guardrail: 'no-secrets-repo' },
     });
   });
 
@@ -221,8 +219,20 @@ describe('check', () => {
     expect(events[1].actor).toEqual({ type: 'agent', id: 'helper' });
   });
 
+  it('exits 2 when there is no store', async (context) => {
+    const dir = tempDir(context);
+    const result = await deputy('check', '--data-dir', dir, ...HANDBOOK);
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `deputy: no Deputy database at ${join(dir, 'deputy.db')}: pass --data-dir or --db, or ` +
+        'set DEPUTY_DATA_DIR or DEPUTY_DATABASE_URL (deputy serve or deputy apply creates one)\n',
+    );
+  });
+
   it('exits 2 when the store holds no workspace', async (context) => {
     const dir = tempDir(context);
+    await deputy('keys', 'create', '--role', 'pep', '--data-dir', dir);
     const result = await deputy('check', '--data-dir', dir, ...HANDBOOK);
 
     expect(result.code).toBe(2);

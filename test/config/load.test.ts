@@ -600,7 +600,7 @@ describe('connection secrets', () => {
         path: 'connections[0].credential.secret',
         message: 'inline secrets are not allowed in the configuration',
         fix:
-          'write env:NAME to read an environment variable, file:PATH to read a file, ' +
+          'write env:NAME to read an environment variable, file:/ABSOLUTE/PATH to read a file, ' +
           'or stored to use a value set through the admin API',
       },
     ]);

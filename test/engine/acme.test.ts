@@ -602,7 +602,7 @@ const rows: Row[] = [
       action: 'repo.read',
       resource: 'repo:ａｃｍｅ/api',
     },
-    expected: outcome('no_matching_grant', HELPER),
+    expected: outcome('invalid_request', null),
   },
   {
     name: 'identity-aware write by engineer',

@@ -40,7 +40,10 @@ export function isValidAction(action: unknown): action is string {
   return typeof action === 'string' && ACTION.test(action);
 }
 
-export function isValidResource(resource: unknown): resource is string {
+export function isValidResource(
+  resource: unknown,
+  caseInsensitiveTypes: readonly string[] = [],
+): resource is string {
   if (typeof resource !== 'string') return false;
   const match = RESOURCE.exec(resource);
   const path = match?.[2];
@@ -50,7 +53,31 @@ export function isValidResource(resource: unknown): resource is string {
   if (segments.some((segment) => segment === '' || segment === '.' || segment === '..')) {
     return false;
   }
-  return !path.includes('*') && !UNSAFE.test(path) && path.normalize('NFC') === path;
+  if (path.includes('*') || UNSAFE.test(path) || path.normalize('NFC') !== path) return false;
+
+  // Case-insensitive types take printable ASCII only;
+  // other types take no segment with white space at either end.
+  const type = match?.[1] ?? '';
+  if (caseInsensitiveTypes.includes(type)) {
+    if ([...path].some((char) => char < '!' || char > '~')) return false;
+  } else if (segments.some((segment) => segment.trim() !== segment)) {
+    return false;
+  }
+  if (type === 'host') return isPlainHost(path);
+  return true;
+}
+
+/** A DNS name, or IPv4 written as four decimal octets without leading zeros. */
+function isPlainHost(host: string): boolean {
+  const labels = host.split('.');
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  if (!labels.every((part) => label.test(part))) return false;
+  const last = labels[labels.length - 1] ?? '';
+  if (!/^\d+$/.test(last) && !/^0x/i.test(last)) return true;
+  return (
+    labels.length === 4 &&
+    labels.every((part) => /^(0|[1-9]\d{0,2})$/.test(part) && Number(part) <= 255)
+  );
 }
 
 function outcome(
@@ -67,10 +94,11 @@ export function referenceDecide(
   request: DecisionRequest,
   now: number,
 ): ReferenceOutcome {
-  if (!isValidAction(request.action) || !isValidResource(request.resource)) {
+  const policy = policies.get(request.workspace);
+  const types = policy?.workspace.case_insensitive_types ?? [];
+  if (!isValidAction(request.action) || !isValidResource(request.resource, types)) {
     return outcome('invalid_request');
   }
-  const policy = policies.get(request.workspace);
   if (policy === undefined) return outcome('agent_unknown');
 
   const agent = policy.agents.find((candidate) => candidate.id === request.agent);

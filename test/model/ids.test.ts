@@ -23,11 +23,11 @@ describe('parseResource accepts', () => {
     ['repo:acme', 'repo', 'acme', 'acme'],
     ['repo:acme/.github', 'repo', 'acme/.github', 'acme/.github'],
     ['repo:acme/...', 'repo', 'acme/...', 'acme/...'],
-    ['repo:acme/my repo', 'repo', 'acme/my repo', 'acme/my repo'],
-    ['repo:acme/caf\u00e9', 'repo', 'acme/caf\u00e9', 'acme/caf\u00e9'],
-    // Fullwidth letters are NFC and stay distinct from their ASCII look-alikes after folding.
-    ['repo:acme/ＳＥＣＲＥＴＳ', 'repo', 'acme/ＳＥＣＲＥＴＳ', 'acme/ｓｅｃｒｅｔｓ'],
-    ['repo:acme/\u{1f680}', 'repo', 'acme/\u{1f680}', 'acme/\u{1f680}'],
+    ['doc:acme/my doc', 'doc', 'acme/my doc', 'acme/my doc'],
+    ['doc:acme/caf\u00e9', 'doc', 'acme/caf\u00e9', 'acme/caf\u00e9'],
+    // Fullwidth letters are NFC and stay distinct from their ASCII look-alikes.
+    ['doc:acme/ＳＥＣＲＥＴＳ', 'doc', 'acme/ＳＥＣＲＥＴＳ', 'acme/ＳＥＣＲＥＴＳ'],
+    ['doc:acme/\u{1f680}', 'doc', 'acme/\u{1f680}', 'acme/\u{1f680}'],
     ['t-1_x:a', 't-1_x', 'a', 'a'],
   ];
 
@@ -40,7 +40,10 @@ describe('parseResource accepts', () => {
   });
 });
 
-const HOST = 'a host resource must be an ASCII DNS name without a port or trailing dot';
+const HOST =
+  'a host resource must be an ASCII DNS name or dotted-decimal IPv4 address, ' +
+  'without a port or trailing dot';
+const ASCII_ONLY = 'ids of the case-insensitive type repo must be printable ASCII without spaces';
 
 describe('parseResource rejects', () => {
   const rows: [label: string, resource: string, problem: string][] = [
@@ -58,6 +61,19 @@ describe('parseResource rejects', () => {
     ['host with a trailing dot', 'host:docs.acme.example.', HOST],
     ['host in fullwidth letters', 'host:\uff44ocs.acme.example', HOST],
     ['host with a path', 'host:docs.acme.example/x', HOST],
+    ['host as one decimal number', 'host:2130706433', HOST],
+    ['host in hexadecimal', 'host:0x7f.1', HOST],
+    ['host with a short IPv4 form', 'host:127.1', HOST],
+    ['host with a leading zero', 'host:127.0.0.01', HOST],
+    ['repo with a long s', 'repo:lab/\u017fecrets', ASCII_ONLY],
+    ['repo with a dotless i', 'repo:lab/\u0131nfra', ASCII_ONLY],
+    ['repo in fullwidth letters', 'repo:lab/\uff53ecrets', ASCII_ONLY],
+    ['repo with a space', 'repo:lab/secrets ', ASCII_ONLY],
+    [
+      'segment ending in a space',
+      'doc:lab/secrets /x',
+      'resource path has a segment that starts or ends with white space',
+    ],
     ['doubled slash', 'repo:acme//api', 'resource path has an empty segment'],
     ['leading slash', 'repo:/acme', 'resource path has an empty segment'],
     ['trailing slash', 'repo:acme/', 'resource path has an empty segment'],

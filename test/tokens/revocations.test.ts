@@ -147,7 +147,9 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
 
       expect(store.isInactive(claims(workspace, 'agent:helper', iat))).toBe(true);
       expect(store.isInactive(claims(workspace, 'agent:helper/channel:C02', iat))).toBe(false);
-      expect(store.isInactive(claims(workspace, 'member:U03', iat, { agent: 'helper' }))).toBe(false);
+      expect(store.isInactive(claims(workspace, 'member:U03', iat, { agent: 'helper' }))).toBe(
+        false,
+      );
     });
 
     it('makes a token with a revoked jti inactive', async () => {

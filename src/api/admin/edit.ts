@@ -5,6 +5,7 @@ import type { Policy } from '../../model/policy.js';
 import { formatIssuePath, parsePolicy } from '../../model/validate.js';
 import type { Revision } from '../../storage/revisions.js';
 import { callContext } from '../auth.js';
+import { checkCredentialEdits, dropMovedSecrets } from './credentials-guard.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
 
 /** Loads the current revision of a workspace or fails with 404. */
@@ -61,6 +62,7 @@ export async function commitEdit(
   }
   // An edit that changes nothing stores no new revision.
   const current = await deputy.revisions.current(parsed.policy.workspace.id);
+  checkCredentialEdits(current?.policy ?? null, parsed.policy);
   if (
     current &&
     current.revision === expected &&
@@ -76,6 +78,7 @@ export async function commitEdit(
     callContext(request),
     'admin.change',
   );
+  if (current) await dropMovedSecrets(deputy, current.policy, parsed.policy, callContext(request));
   setRevisionTag(reply, revision);
   return { revision, policy: parsed.policy };
 }

@@ -6,6 +6,7 @@ import { formatIssuePath, parsePolicy } from '../../model/validate.js';
 import { callContext, requireRole } from '../auth.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
 import { clonePolicy, COLLECTION_NAMES, COLLECTIONS } from './collections.js';
+import { checkCredentialEdits } from './credentials-guard.js';
 import { commitEdit, currentRevision, setRevisionTag } from './edit.js';
 
 const workspaceParams = z.object({ workspace: z.string() });
@@ -49,6 +50,7 @@ export const workspaceRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async 
           })),
         );
       }
+      checkCredentialEdits(null, parsed.policy);
       const revision = await deputy.apply(
         parsed.policy,
         0,
