@@ -44,7 +44,7 @@ export function decide(
         'workspace, agent, action and resource must be strings; channel and invoker strings or absent',
     });
   }
-  const scope = request.channel === undefined ? 'workspace' : scopeName(request.channel);
+  const scope = scopeName(request.channel);
   let outcome: Outcome;
   try {
     if (now !== undefined && !Number.isFinite(now)) {
@@ -87,7 +87,9 @@ function isRequestShape(request: DecisionRequest): boolean {
   );
 }
 
-function scopeName(channel: string): string {
+/** Names a scope as audit events and decisions do: `workspace`, `channel:<id>` or `dm:<member>`. */
+export function scopeName(channel: string | undefined): string {
+  if (channel === undefined) return 'workspace';
   return channel.startsWith('dm:') ? channel : `channel:${channel}`;
 }
 

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 
 import type { Tables } from '../storage/schema.js';
 import { TokenError } from '../tokens/errors.js';
+import { peekClaim } from '../tokens/peek.js';
 import { verifyExternalToken } from '../tokens/verify.js';
 import type { RuntimeClient, RuntimeClientStore } from './clients.js';
 import { invalidClient, invalidRequest } from './errors.js';
@@ -88,7 +89,8 @@ async function checkAssertion(
   assertion: string,
   claimedId: string | null,
 ): Promise<RuntimeClient> {
-  const unverifiedIssuer = readIssuer(assertion);
+  // The unverified iss only picks the client whose registered keys then verify the assertion.
+  const unverifiedIssuer = peekClaim(assertion, 'iss') ?? null;
   const client = unverifiedIssuer === null ? null : context.clients.get(unverifiedIssuer);
   if (
     !client ||
@@ -142,20 +144,6 @@ async function verifyAssertion(
 
 function describe(error: unknown): string {
   return error instanceof TokenError ? error.code : 'invalid';
-}
-
-/** Reads `iss` without verifying, only to pick the client whose keys verify the assertion. */
-function readIssuer(assertion: string): string | null {
-  const payload = assertion.split('.')[1];
-  if (payload === undefined) return null;
-  try {
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
-      iss?: unknown;
-    };
-    return typeof claims.iss === 'string' ? claims.iss : null;
-  } catch {
-    return null;
-  }
 }
 
 /**

@@ -1,4 +1,5 @@
-import { resolveIdentity } from '../engine/decide.js';
+import { resolveIdentity, scopeName } from '../engine/decide.js';
+import { peekClaim } from '../tokens/peek.js';
 import { signToken } from '../tokens/issue.js';
 import { IDENTITY_TOKEN_TYPE } from '../tokens/types.js';
 import { authenticateClient } from './client-auth.js';
@@ -41,12 +42,7 @@ export async function issueIdentityToken(
   const resolution = workspace
     ? resolveIdentity(workspace, client.agent, channel, invoker)
     : { reason: 'agent_unknown' as const, identity: null };
-  const scope =
-    channel === undefined
-      ? 'workspace'
-      : channel.startsWith('dm:')
-        ? channel
-        : `channel:${channel}`;
+  const scope = scopeName(channel);
   const record = {
     workspace: client.workspace,
     actor: { type: 'agent' as const, id: client.agent },
@@ -103,8 +99,5 @@ export async function issueIdentityToken(
 
 /** Reads the `jti` of a token Deputy just signed, for the audit record. */
 export function readJti(token: string): string | null {
-  const payload = JSON.parse(
-    Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
-  ) as { jti?: unknown };
-  return typeof payload.jti === 'string' ? payload.jti : null;
+  return peekClaim(token, 'jti') ?? null;
 }

@@ -1,5 +1,6 @@
 import { resolveIdentity } from '../engine/decide.js';
 import { TokenError } from '../tokens/errors.js';
+import { peekJwt } from '../tokens/peek.js';
 import type { TokenType } from '../tokens/types.js';
 import { ACCESS_TOKEN_TYPE, IDENTITY_TOKEN_TYPE } from '../tokens/types.js';
 import { type VerifiedDeputyPayload, verifyToken } from '../tokens/verify.js';
@@ -156,23 +157,13 @@ function pick(claims: Record<string, unknown>, names: string[]): Record<string, 
   );
 }
 
-function decodePart(token: string, index: number): Record<string, unknown> | null {
-  try {
-    const part = token.split('.')[index];
-    if (part === undefined) return null;
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-}
-
 function readTyp(token: string): unknown {
-  return decodePart(token, 0)?.typ;
+  return peekJwt(token, 'header')?.typ;
 }
 
 /** The single `aud` of an access token, read before verification to pick the expected value. */
 function readAudience(token: string): string | undefined {
-  const aud = decodePart(token, 1)?.aud;
+  const aud = peekJwt(token, 'payload')?.aud;
   if (typeof aud === 'string') return aud;
   return Array.isArray(aud) && aud.length === 1 && typeof aud[0] === 'string' ? aud[0] : undefined;
 }

@@ -1,4 +1,5 @@
-import { resolveIdentity } from '../engine/decide.js';
+import { resolveIdentity, scopeName } from '../engine/decide.js';
+import { peekClaim } from '../tokens/peek.js';
 import { allowedScopes } from '../engine/scopes.js';
 import type { Audience, Federation } from '../model/policy.js';
 import { TokenError } from '../tokens/errors.js';
@@ -70,7 +71,7 @@ async function verifySubject(
   form: URLSearchParams,
   authorization: string | undefined,
 ): Promise<Subject> {
-  const issuer = readClaim(token, 'iss');
+  const issuer = peekClaim(token, 'iss');
   if (issuer === context.settings.issuer) {
     const client = await authenticateClient(context.clientAuth, form, authorization);
     return await verifyDeputySubject(context, token, client);
@@ -260,12 +261,7 @@ async function issueAccessToken(
     actor: { type: 'agent' as const, id: subject.agent },
     identity: subject.identity,
     invoker: subject.invoker ?? null,
-    scope:
-      subject.channel === undefined
-        ? 'workspace'
-        : subject.channel.startsWith('dm:')
-          ? subject.channel
-          : `channel:${subject.channel}`,
+    scope: scopeName(subject.channel),
     resource: audience.uri,
     request_id: requestId,
   };
@@ -335,16 +331,4 @@ async function issueAccessToken(
 
 function optional(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
-}
-
-/** Reads one claim without verifying, only to route the token to the right verifier. */
-function readClaim(token: string, name: string): string | undefined {
-  try {
-    const payload = JSON.parse(
-      Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'),
-    ) as Record<string, unknown>;
-    return typeof payload[name] === 'string' ? payload[name] : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -2,11 +2,23 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Deputy } from '../../deputy.js';
 import type { Policy } from '../../model/policy.js';
-import { formatIssuePath, parsePolicy } from '../../model/validate.js';
+import { formatIssuePath, parsePolicy, type PolicyIssue } from '../../model/validate.js';
 import type { Revision } from '../../storage/revisions.js';
 import { callContext } from '../auth.js';
 import { checkCredentialEdits, dropMovedSecrets } from './credentials-guard.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
+
+/** A 400 listing every issue of a policy, each with its path, message and fix. */
+export function invalidPolicy(description: string, issues: readonly PolicyIssue[]) {
+  return badRequest(
+    description,
+    issues.map((issue) => ({
+      path: formatIssuePath(issue.path),
+      message: issue.message,
+      fix: issue.fix,
+    })),
+  );
+}
 
 /** Loads the current revision of a workspace or fails with 404. */
 export async function currentRevision(deputy: Deputy, workspace: string): Promise<Revision> {
@@ -51,14 +63,7 @@ export async function commitEdit(
   const expected = expectedRevision(request);
   const parsed = parsePolicy(edited);
   if (!parsed.ok) {
-    throw badRequest(
-      'the change would make the policy invalid',
-      parsed.issues.map((issue) => ({
-        path: formatIssuePath(issue.path),
-        message: issue.message,
-        fix: issue.fix,
-      })),
-    );
+    throw invalidPolicy('the change would make the policy invalid', parsed.issues);
   }
   // An edit that changes nothing stores no new revision.
   const current = await deputy.revisions.current(parsed.policy.workspace.id);

@@ -2,12 +2,12 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 
 import type { Deputy } from '../../deputy.js';
-import { formatIssuePath, parsePolicy } from '../../model/validate.js';
+import { parsePolicy } from '../../model/validate.js';
 import { callContext, requireRole } from '../auth.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
 import { clonePolicy, COLLECTION_NAMES, COLLECTIONS } from './collections.js';
 import { checkCredentialEdits } from './credentials-guard.js';
-import { commitEdit, currentRevision, setRevisionTag } from './edit.js';
+import { commitEdit, currentRevision, invalidPolicy, setRevisionTag } from './edit.js';
 
 const workspaceParams = z.object({ workspace: z.string() });
 const entryParams = z.object({
@@ -41,14 +41,7 @@ export const workspaceRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async 
     async (request, reply) => {
       const parsed = parsePolicy(request.body);
       if (!parsed.ok) {
-        throw badRequest(
-          'invalid policy document',
-          parsed.issues.map((issue) => ({
-            path: formatIssuePath(issue.path),
-            message: issue.message,
-            fix: issue.fix,
-          })),
-        );
+        throw invalidPolicy('invalid policy document', parsed.issues);
       }
       checkCredentialEdits(null, parsed.policy);
       const revision = await deputy.apply(

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 
 import type { Deputy } from '../../deputy.js';
+import { scopeName } from '../../engine/decide.js';
 import { searchActions, searchAgents, searchResources } from '../../engine/search.js';
 import type { DecisionRequest } from '../../engine/types.js';
 import { callContext, requireRole } from '../auth.js';
@@ -194,17 +195,12 @@ async function recordSearch(
     workspace: probe.workspace,
     actor: call.actor,
     invoker: probe.invoker ?? null,
-    scope: scopeOf(probe.channel),
+    scope: scopeName(probe.channel),
     action: probe.action === '' ? null : probe.action,
     resource: probe.resource.endsWith(':') ? null : probe.resource,
     request_id: call.requestId,
     detail: { agent: probe.agent === '' ? null : probe.agent, results: count },
   });
-}
-
-function scopeOf(channel: string | undefined): string {
-  if (channel === undefined) return 'workspace';
-  return channel.startsWith('dm:') ? channel : `channel:${channel}`;
 }
 
 /**
