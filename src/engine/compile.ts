@@ -1,5 +1,5 @@
 import { compileActionPattern, compileResourcePattern } from '../model/patterns.js';
-import type { Attachment, Channel, Entitlement, Grant, Policy } from '../model/policy.js';
+import type { Attachment, Channel, Entitlement, Policy } from '../model/policy.js';
 import type {
   CompiledEntitlement,
   CompiledGrant,
@@ -14,7 +14,12 @@ interface Context {
   readonly policy: Policy;
   readonly caseInsensitive: ReadonlySet<string>;
   readonly groupMembers: ReadonlyMap<string, readonly string[]>;
+  /** Each bundle's rules, compiled once and shared by all of its attachments. */
+  readonly bundleRules: Map<string, readonly BundleRule[]>;
 }
+
+/** A bundle's grant, compiled, before it is attached anywhere. */
+type BundleRule = Omit<CompiledGrant, 'bundle' | 'attachment' | 'until' | 'agents'>;
 
 /**
  * Compiles a validated policy into the indexes the engine decides from. The policy must have
@@ -22,7 +27,12 @@ interface Context {
  */
 export function compileWorkspace(policy: Policy, revision: number): CompiledWorkspace {
   const caseInsensitive = new Set(policy.workspace.case_insensitive_types);
-  const context: Context = { policy, caseInsensitive, groupMembers: indexGroupMembers(policy) };
+  const context: Context = {
+    policy,
+    caseInsensitive,
+    groupMembers: indexGroupMembers(policy),
+    bundleRules: new Map(),
+  };
 
   const workspaceGrants = compileAttachments(context, policy.scopes.workspace.bundles, 'workspace');
   const workspaceScope = compileScope(context, {
@@ -99,7 +109,12 @@ function compileScope(context: Context, parts: ScopeParts): CompiledScope {
   const isPrivate = parts.visibility === 'private';
   const ownCompartment = isPrivate ? (parts.channel as string) : 'workspace';
   return {
-    ...parts,
+    scope: parts.scope,
+    channel: parts.channel,
+    visibility: parts.visibility,
+    invokers: parts.invokers,
+    unattended: parts.unattended,
+    grants: parts.grants,
     identitySuffix: isPrivate ? `/channel:${parts.channel}` : '',
     guardrails: compileGuardrails(context, parts.visibility),
     byAction: new Map(),
@@ -140,50 +155,75 @@ function compileAttachments(
 ): CompiledGrant[] {
   const grants: CompiledGrant[] = [];
   for (const attachment of attachments) {
-    const bundle = context.policy.bundles.find((candidate) => candidate.id === attachment.bundle);
-    if (!bundle) throw new TypeError(`attachment names unknown bundle ${attachment.bundle}`);
+    const until = attachment.until === undefined ? Infinity : Date.parse(attachment.until);
+    const agents = attachment.agents ? new Set(attachment.agents) : null;
+    const name = `${scope}/${attachment.bundle}`;
 
-    const shared = {
-      bundle: bundle.id,
-      attachment: `${scope}/${bundle.id}`,
-      until: attachment.until === undefined ? Infinity : Date.parse(attachment.until),
-      agents: attachment.agents ? new Set(attachment.agents) : null,
-    };
-    bundle.grants.forEach((grant, index) => {
-      grants.push({ ...shared, ...compileGrant(context, grant, `${bundle.id}#${index}`) });
-    });
-    for (const domain of bundle.domains) {
+    // Grants are built as plain literals with one field order, so every grant shares one
+    // hidden class and the engine's property reads stay monomorphic.
+    for (const rule of rulesOf(context, attachment.bundle)) {
       grants.push({
-        ...shared,
-        ...impliedGrant(context, `${bundle.id}#domain:${domain}`, 'web.fetch', `host:${domain}`),
-      });
-    }
-    for (const tool of bundle.tools) {
-      const resource = tool === '**' ? 'tool:**' : `tool:${tool}`;
-      grants.push({
-        ...shared,
-        ...impliedGrant(context, `${bundle.id}#tool:${tool}`, 'tool.call', resource),
+        id: rule.id,
+        actions: rule.actions,
+        resources: rule.resources,
+        bundle: attachment.bundle,
+        attachment: name,
+        connection: rule.connection,
+        identityAware: rule.identityAware,
+        approval: rule.approval,
+        until,
+        agents,
       });
     }
   }
   return grants;
 }
 
-function compileGrant(context: Context, grant: Grant, defaultId: string) {
-  return {
-    ...compileRule(context, grant.id ?? defaultId, grant.actions, grant.resources),
-    connection: grant.connection ?? null,
-    identityAware: grant.mode === 'agent_and_invoker',
-    approval: grant.approval === 'required',
-  };
+function rulesOf(context: Context, bundleId: string): readonly BundleRule[] {
+  const cached = context.bundleRules.get(bundleId);
+  if (cached) return cached;
+
+  const bundle = context.policy.bundles.find((candidate) => candidate.id === bundleId);
+  if (!bundle) throw new TypeError(`attachment names unknown bundle ${bundleId}`);
+  const rules: BundleRule[] = bundle.grants.map((grant, index) =>
+    bundleRule(context, grant.id ?? `${bundle.id}#${index}`, grant.actions, grant.resources, {
+      connection: grant.connection ?? null,
+      identityAware: grant.mode === 'agent_and_invoker',
+      approval: grant.approval === 'required',
+    }),
+  );
+  for (const domain of bundle.domains) {
+    rules.push(
+      bundleRule(context, `${bundle.id}#domain:${domain}`, ['web.fetch'], [`host:${domain}`]),
+    );
+  }
+  for (const tool of bundle.tools) {
+    const resource = tool === '**' ? 'tool:**' : `tool:${tool}`;
+    rules.push(bundleRule(context, `${bundle.id}#tool:${tool}`, ['tool.call'], [resource]));
+  }
+  context.bundleRules.set(bundleId, rules);
+  return rules;
 }
 
-function impliedGrant(context: Context, id: string, action: string, resource: string) {
-  return {
-    ...compileRule(context, id, [action], [resource]),
+function bundleRule(
+  context: Context,
+  id: string,
+  actions: readonly string[],
+  resources: readonly string[],
+  options: { connection: string | null; identityAware: boolean; approval: boolean } = {
     connection: null,
     identityAware: false,
     approval: false,
+  },
+): BundleRule {
+  const rule = compileRule(context, id, actions, resources);
+  return {
+    id: rule.id,
+    actions: rule.actions,
+    resources: rule.resources,
+    connection: options.connection,
+    identityAware: options.identityAware,
+    approval: options.approval,
   };
 }
 
