@@ -159,12 +159,35 @@ function checkRevision(value: unknown): number | null {
   return value;
 }
 
+/**
+ * Copies a small object of strings, finite numbers, booleans and nulls without the JSON round
+ * trip, which is most details. Returns null for anything else, which takes the full path.
+ */
+function copyFlat(value: Record<string, unknown>): Record<string, unknown> | null {
+  const copy: Record<string, unknown> = {};
+  let size = 2;
+  for (const key of Object.keys(value)) {
+    const member = value[key];
+    const kind = typeof member;
+    if (kind === 'string') size += (member as string).length;
+    else if (kind === 'number' && !Number.isFinite(member)) return null;
+    else if (member !== null && kind !== 'number' && kind !== 'boolean') return null;
+    size += key.length + 24;
+    copy[key] = member;
+  }
+  // Strings can grow when escaped, so only details far below the limit take this path.
+  return size * 6 < MAX_DETAIL_LENGTH ? copy : null;
+}
+
 /** Copies `detail` through JSON, so later changes by the caller cannot alter the event. */
 function checkDetail(value: unknown): Record<string, unknown> | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError('audit record field detail must be a JSON object or null');
   }
+
+  const flat = copyFlat(value as Record<string, unknown>);
+  if (flat !== null) return flat;
 
   const text = canonicalizeJson(value, 'detail');
   if (text.length > MAX_DETAIL_LENGTH) {

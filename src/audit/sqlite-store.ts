@@ -65,8 +65,7 @@ export class SqliteAuditStore implements AuditStore {
       'select seq, hash from audit_events order by seq desc limit 1',
     );
     const insertEvent = this.sqlite.prepare(
-      'insert into audit_events (seq, time, workspace, type, body, hash) ' +
-        'values (@seq, @time, @workspace, @type, @body, @hash)',
+      'insert into audit_events (seq, time, workspace, type, body, hash) values (?, ?, ?, ?, ?, ?)',
     );
     const insertCheckpoint = this.sqlite.prepare(
       'insert into audit_checkpoints (seq, hash, time, key_id, signature) ' +
@@ -76,7 +75,7 @@ export class SqliteAuditStore implements AuditStore {
     const transaction = this.sqlite.transaction((build: (head: ChainHead) => ChainWrite) => {
       const { events, checkpoint } = build(toHead(selectHead.get()));
       for (const row of events) {
-        insertEvent.run(row);
+        insertEvent.run(row.seq, row.time, row.workspace, row.type, row.body, row.hash);
       }
       if (checkpoint !== null) {
         insertCheckpoint.run(checkpoint);
