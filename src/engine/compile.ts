@@ -16,6 +16,8 @@ interface Context {
   readonly groupMembers: ReadonlyMap<string, readonly string[]>;
   /** Each bundle's rules, compiled once and shared by all of its attachments. */
   readonly bundleRules: Map<string, readonly BundleRule[]>;
+  /** Guardrails per scope visibility, compiled once and shared by the scopes. */
+  readonly guardrails: Map<ScopeVisibility, CompiledRule[]>;
 }
 
 /** A bundle's grant, compiled, before it is attached anywhere. */
@@ -32,6 +34,7 @@ export function compileWorkspace(policy: Policy, revision: number): CompiledWork
     caseInsensitive,
     groupMembers: indexGroupMembers(policy),
     bundleRules: new Map(),
+    guardrails: new Map(),
   };
 
   const workspaceGrants = compileAttachments(context, policy.scopes.workspace.bundles, 'workspace');
@@ -243,9 +246,13 @@ function compileRule(
 }
 
 function compileGuardrails(context: Context, visibility: ScopeVisibility): CompiledRule[] {
-  return context.policy.guardrails
+  const cached = context.guardrails.get(visibility);
+  if (cached) return cached;
+  const rules = context.policy.guardrails
     .filter((rule) => !rule.visibility || (rule.visibility as string[]).includes(visibility))
     .map((rule) => compileRule(context, rule.id, rule.actions, rule.resources));
+  context.guardrails.set(visibility, rules);
+  return rules;
 }
 
 function compileMembers(context: Context): Map<string, CompiledMember> {

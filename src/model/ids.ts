@@ -24,6 +24,7 @@ const HOST_NAME =
   /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
 const EDGE_WHITESPACE = /(^|\/)\s|\s($|\/)/u;
+const NON_ASCII = /[^\x00-\x7f]/;
 const NUMERIC_LABEL = /^(0x[0-9a-f]*|\d+)$/i;
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -128,7 +129,8 @@ export function parseResource(
       `ids of the case-insensitive type ${type} must be printable ASCII without spaces`,
     );
   }
-  if (!caseInsensitive && EDGE_WHITESPACE.test(path)) {
+  const mayHaveSpace = path.includes(' ') || NON_ASCII.test(path);
+  if (!caseInsensitive && mayHaveSpace && EDGE_WHITESPACE.test(path)) {
     return new InvalidId('resource path has a segment that starts or ends with white space');
   }
 
