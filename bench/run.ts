@@ -2,7 +2,7 @@
  * Runs every benchmark once on this machine, writes docs/benchmarks.md and prints a summary.
  *
  *   node dist/bench/run.js               all measurements, then the page is rewritten
- *   node dist/bench/run.js decisions     only the named ones (decisions, http, audit), printed
+ *   node dist/bench/run.js decisions     only the named ones (decisions, http, audit, tokens), printed
  *                                        without touching the page
  *
  * Each measurement catches its own errors, so one failure shows as "failed: …" on the page and
@@ -26,7 +26,7 @@ import {
 } from './report.js';
 import { METHODS } from './methods.js';
 
-const MEASUREMENTS = ['decisions', 'http', 'audit'] as const;
+const MEASUREMENTS = ['decisions', 'http', 'audit', 'tokens'] as const;
 type Measurement = (typeof MEASUREMENTS)[number];
 
 const PAGE = new URL('../../docs/benchmarks.md', import.meta.url);
@@ -36,6 +36,7 @@ const REQUEST_COUNT = 20_000;
 const DECISIONS = { warmupMs: 1000, durationMs: 2000, latencySamples: 200_000 };
 const HTTP = { connections: 64, warmupMs: 1000, durationMs: 5000, batchSize: 100 };
 const AUDIT = { concurrency: 256, warmupMs: 500, durationMs: 3000, referenceMs: 1000 };
+const TOKENS = { durationMs: 1500 };
 
 interface Workload {
   policy: Policy;
@@ -73,6 +74,15 @@ async function main(): Promise<void> {
       await measure('Durable audit events, PostgreSQL', METHODS.auditPostgres, async () => {
         const { measurePostgresAudit } = await import('./audit.js');
         return await measurePostgresAudit(POSTGRES_URL, AUDIT);
+      }),
+    );
+  }
+
+  if (selected.has('tokens')) {
+    sections.push(
+      await measure('Token signing and verification', METHODS.tokens, async () => {
+        const { measureTokens } = await import('./tokens.js');
+        return await measureTokens(TOKENS);
       }),
     );
   }

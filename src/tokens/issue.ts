@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, sign } from 'node:crypto';
 
-import { type JWTPayload, SignJWT } from 'jose';
+import type { JWTPayload } from 'jose';
 
 import type { SigningKeyStore } from './signing-keys.js';
 import type { TokenType } from './types.js';
@@ -41,9 +41,19 @@ export async function signToken(
 
   const key = await store.current();
   const issuedAt = Math.floor((options.now ?? new Date()).getTime() / 1000);
-  return await new SignJWT({ jti: randomUUID(), ...claims })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ })
-    .setIssuedAt(issuedAt)
-    .setExpirationTime(issuedAt + lifetimeSeconds)
-    .sign(key.privateKey);
+  const header = { alg: key.alg, kid: key.kid, typ };
+  const payload = { jti: randomUUID(), ...claims, iat: issuedAt, exp: issuedAt + lifetimeSeconds };
+
+  // JWS compact serialization (RFC 7515, section 7.1) with an ES256 signature of R and S as
+  // 32 bytes each (RFC 7518, section 3.4), made with node:crypto directly.
+  const input = `${encode(header)}.${encode(payload)}`;
+  const signature = sign('sha256', Buffer.from(input), {
+    key: key.privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+function encode(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
 }

@@ -59,6 +59,8 @@ export class SigningKeyStore {
   readonly #masterKey: Uint8Array;
   readonly #now: () => Date;
   #keys: Map<string, CachedKey> | null = null;
+  /** The current key as last computed; cleared whenever the cache reloads. */
+  #current: CurrentSigningKey | null = null;
   #refreshes = 0;
   readonly #privateKeys = new Map<string, KeyObject>();
 
@@ -83,6 +85,7 @@ export class SigningKeyStore {
    * so tokens signed in that gap stop verifying up to that long before their `exp`.
    */
   async current(): Promise<CurrentSigningKey> {
+    if (this.#current !== null) return this.#current;
     if (this.#keys === null) await this.refresh();
     let key = this.#currentKey();
     if (key === undefined) {
@@ -93,7 +96,8 @@ export class SigningKeyStore {
     if (key === undefined) {
       throw new Error('no current signing key after creating one: check the signing_keys table');
     }
-    return { kid: key.kid, alg: SIGNING_ALGORITHM, privateKey: this.#privateKey(key) };
+    this.#current = { kid: key.kid, alg: SIGNING_ALGORITHM, privateKey: this.#privateKey(key) };
+    return this.#current;
   }
 
   /**
@@ -140,6 +144,7 @@ export class SigningKeyStore {
     const rows = await this.#db.selectFrom('signing_keys').selectAll().execute();
     if (ticket === this.#refreshes || this.#keys === null) {
       this.#keys = new Map(rows.map((row) => [row.kid, toCachedKey(row)]));
+      this.#current = null;
     }
   }
 

@@ -2,6 +2,8 @@
  * Verification of Deputy's own tokens and of tokens from federated issuers. Both pin the
  * algorithms, take keys only from a local set chosen by `kid`, and check claims exactly.
  */
+import { type KeyObject, verify as cryptoVerify } from 'node:crypto';
+
 import {
   compactVerify,
   createLocalJWKSet,
@@ -79,7 +81,7 @@ export async function verifyToken(
     );
   }
 
-  const claims = await verifySignature(token, key, [SIGNING_ALGORITHM]);
+  const claims = verifyEs256(token, key);
   const payload = checkClaims(claims, {
     issuer: options.issuer,
     audience: options.audience,
@@ -146,6 +148,25 @@ export async function verifyExternalToken(
 }
 
 /** Verifies the signature with jose and maps its errors to TokenError codes. */
+/**
+ * Verifies the ES256 signature of a compact JWS whose form `decodeCompactHeader` has checked,
+ * with node:crypto directly (RFC 7518, section 3.4: R and S as 32 bytes each), and returns the
+ * payload. Deputy's own tokens take this path; it is several times faster than jose's.
+ */
+function verifyEs256(token: string, key: KeyObject): JWTPayload {
+  const firstDot = token.indexOf('.');
+  const lastDot = token.lastIndexOf('.');
+  const signature = Buffer.from(token.slice(lastDot + 1), 'base64url');
+  const signed = Buffer.from(token.slice(0, lastDot));
+  const valid =
+    signature.length === 64 &&
+    cryptoVerify('sha256', signed, { key, dsaEncoding: 'ieee-p1363' }, signature);
+  if (!valid) {
+    throw new TokenError('ERR_TOKEN_SIGNATURE', 'invalid token: signature verification failed');
+  }
+  return parsePayload(Buffer.from(token.slice(firstDot + 1, lastDot), 'base64url'));
+}
+
 async function verifySignature(
   token: string,
   key: Parameters<typeof compactVerify>[1],
