@@ -32,7 +32,7 @@ export interface DeputyOptions {
   checkpointEvery?: number;
   /** Milliseconds between signed audit checkpoints while events arrive. @default 10000 */
   checkpointIntervalMs?: number;
-  /** Longest lifetime of any token Deputy signs, in seconds. @default 3600 */
+  /** Maximum lifetime of any token Deputy signs, in seconds. @default 3600 */
   maxTokenLifetimeSeconds?: number;
   /**
    * Milliseconds between checks for revisions written by another process (another node, or
@@ -41,7 +41,7 @@ export interface DeputyOptions {
   refreshIntervalMs?: number;
 }
 
-/** Who caused an audited operation, and the request it belongs to. */
+/** The actor behind an audited operation, and the request it belongs to. */
 export interface CallContext {
   readonly actor: AuditRecordInput['actor'];
   readonly requestId: string | null;

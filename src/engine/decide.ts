@@ -154,7 +154,7 @@ function evaluate(
   const resource = parseResource(request.resource, workspace?.caseInsensitiveTypes ?? NO_TYPES);
   if (resource instanceof InvalidId) return { reason: 'invalid_request', detail: resource.message };
 
-  // An unknown workspace answers like an unknown agent, so callers learn nothing about tenants.
+  // An unknown workspace is reported as an unknown agent, so callers learn nothing about tenants.
   if (workspace === undefined) return { reason: 'agent_unknown' };
 
   const resolved = resolveIdentity(workspace, request.agent, request.channel, request.invoker);
@@ -177,7 +177,7 @@ function evaluate(
   return matchGrants(workspace, candidates.grants, request, action, resource, now, identity);
 }
 
-/** Who the agent is in a scope, or why it may not act there. */
+/** The identity of an agent in a scope, or the reason it may not act there. */
 export interface IdentityResolution {
   /** `null` when the agent may act in the scope. */
   readonly reason: Reason | null;
@@ -229,7 +229,7 @@ function identityIn(scope: CompiledScope, agent: string): string {
   const cached = scope.identities.get(agent);
   if (cached !== undefined) return cached;
   const identity = `agent:${agent}${scope.identitySuffix}`;
-  // Agent ids come from the policy, so the cache holds at most one entry per agent.
+  // Agent ids come from the policy, so the cache has at most one entry per agent.
   scope.identities.set(agent, identity);
   return identity;
 }

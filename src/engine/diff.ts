@@ -1,5 +1,5 @@
 /**
- * What a policy change does: entries added, removed and changed per section, and the access
+ * Policy diffs: entries added, removed and changed per section, and the access
  * that agents and members gain or lose in each scope. `deputy plan` prints it.
  */
 import type { Policy } from '../model/policy.js';

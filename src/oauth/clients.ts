@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 
 import type { Tables } from '../storage/schema.js';
 
-/** How a runtime client authenticates at the token endpoint. */
+/** Authentication methods of a runtime client at the token endpoint. */
 export const CLIENT_AUTH_METHODS = [
   'private_key_jwt',
   'client_secret_basic',
@@ -116,7 +116,7 @@ export class RuntimeClientStore {
   }
 }
 
-/** Returns the key set if it holds asymmetric public keys only; a private key is a misuse. */
+/** Returns the key set if it has asymmetric public keys only; a private key is a misuse. */
 function publicOnly(jwks: JSONWebKeySet): JSONWebKeySet {
   for (const key of jwks.keys) {
     if (key.kty === 'oct' || 'd' in key || 'k' in key) {

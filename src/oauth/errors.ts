@@ -1,6 +1,6 @@
 /**
  * An OAuth 2.0 error response (RFC 6749, section 5.2): `error` is one of the registered codes,
- * `error_description` says what was wrong and never contains a token or secret.
+ * `error_description` describes what was wrong and never contains a token or secret.
  */
 export class OAuthError extends Error {
   readonly error: string;

@@ -99,7 +99,7 @@ function isActive(context: OAuthContext, claims: VerifiedDeputyPayload, typ: Tok
 
 /**
  * Token introspection (RFC 7662). Anything inactive, unknown, malformed or outside the
- * caller's workspace is answered with exactly `{"active": false}`.
+ * caller's workspace gets exactly `{"active": false}`.
  */
 export async function introspect(
   context: OAuthContext,
@@ -127,7 +127,7 @@ export async function introspect(
 }
 
 /**
- * Token revocation (RFC 7009). Answers 200 for unknown and invalid tokens too. A runtime
+ * Token revocation (RFC 7009). Returns 200 for unknown and invalid tokens too. A runtime
  * client revokes only tokens issued to it; an API key with the admin role revokes any.
  */
 export async function revoke(
@@ -161,7 +161,7 @@ function readTyp(token: string): unknown {
   return peekJwt(token, 'header')?.typ;
 }
 
-/** The single `aud` of an access token, read before verification to pick the expected value. */
+/** Reads the single `aud` of an access token before verification, to pick the expected value. */
 function readAudience(token: string): string | undefined {
   const aud = peekJwt(token, 'payload')?.aud;
   if (typeof aud === 'string') return aud;

@@ -13,7 +13,7 @@ import { OAuthError, invalidGrant, invalidRequest } from './errors.js';
 import { claimOf, verifyFederatedToken } from './federation.js';
 import { readJti, THREAD } from './identity-grant.js';
 
-/** Who a subject token speaks for, once verified and checked against the current policy. */
+/** The identity a subject token names, once verified and checked against the current policy. */
 interface Subject {
   workspace: string;
   agent: string;
