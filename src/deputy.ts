@@ -154,6 +154,18 @@ export class Deputy {
     for (const principal of newlyDisabled(previous, next)) {
       await this.revocations.revokePrincipal(next.id, principal, now);
     }
+
+    // A removed agent's runtime clients go with it: an agent created later under the same id
+    // registers its own.
+    for (const client of this.clients.list(next.id)) {
+      if (!next.agents.has(client.agent) && client.disabledAt === null) {
+        await this.clients.disable(client.clientId);
+        this.logger.info(
+          { workspace: next.id, clientId: client.clientId },
+          'runtime client of a removed agent disabled',
+        );
+      }
+    }
   }
 
   #startRefresh(intervalMs: number): void {

@@ -76,6 +76,9 @@ export async function commitEdit(
     setRevisionTag(reply, current.revision);
     return { revision: current.revision, policy: current.policy };
   }
+  // A secret that would follow its connection somewhere new is deleted before the new
+  // destination takes effect, so no connection test in between can send it there.
+  if (current) await dropMovedSecrets(deputy, current.policy, parsed.policy, callContext(request));
   const revision = await deputy.apply(
     parsed.policy,
     expected,
@@ -83,7 +86,6 @@ export async function commitEdit(
     callContext(request),
     'admin.change',
   );
-  if (current) await dropMovedSecrets(deputy, current.policy, parsed.policy, callContext(request));
   setRevisionTag(reply, revision);
   return { revision, policy: parsed.policy };
 }
