@@ -523,8 +523,24 @@ describe('search', () => {
     return pages;
   }
 
-  // NOTE: a subject search without subject.id audits actor.id '' and fails with 500, because
-  // audit records reject an empty actor id. These two tests expect the fixed behaviour.
+  it('accepts next_token as the page token', async () => {
+    const body = { subject: helperIn('C02ENG'), action: REPO_READ, resource: { type: 'repo' } };
+    const first = (
+      await post('/access/v1/search/resource', { ...body, page: { limit: 2 } })
+    ).json();
+
+    const second = await post('/access/v1/search/resource', {
+      ...body,
+      page: { limit: 2, next_token: first.page.next_token },
+    });
+
+    expect(second.statusCode).toBe(200);
+    expect(second.json().results).toEqual([
+      { type: 'repo', id: 'acme/handbook' },
+      { type: 'repo', id: 'acme/infra' },
+    ]);
+  });
+
   it('finds the agents that an evaluation allows', async () => {
     const response = await post('/access/v1/search/subject', {
       subject: { type: 'agent' },

@@ -8,9 +8,12 @@ const DEFAULT_LIMIT = 100;
  */
 export function paginate<T>(
   results: T[],
-  page: { token?: string | undefined; limit?: number | undefined } | undefined,
+  page:
+    | { token?: string | undefined; next_token?: string | undefined; limit?: number | undefined }
+    | undefined,
 ) {
-  const offset = page?.token ? decodeToken(page.token) : 0;
+  const token = page?.token || page?.next_token;
+  const offset = token ? decodeToken(token) : 0;
   const limit = page?.limit ?? DEFAULT_LIMIT;
   const slice = results.slice(offset, offset + limit);
   const next = offset + slice.length;

@@ -67,6 +67,8 @@ export const evaluationsRequestSchema = z.looseObject({
 const pageSchema = z
   .looseObject({
     token: z.string().optional(),
+    /** The previous response's `next_token`, as some revisions of the specification name it. */
+    next_token: z.string().optional(),
     limit: z.number().int().min(1).max(1000).optional(),
   })
   .optional();
