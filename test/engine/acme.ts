@@ -33,7 +33,10 @@ export function acmeWith(change: (policy: Policy) => void): Policy {
  * has the CRM bundle and the analytics bundle, the latter limited to `helper`.
  */
 export const extendedAcme = acmeWith((policy) => {
-  policy.agents.push({ id: 'retired', status: 'disabled' }, { id: 'scout', status: 'active' });
+  policy.agents.push(
+    { id: 'retired', status: 'disabled', disabled_identities: [] },
+    { id: 'scout', status: 'active', disabled_identities: [] },
+  );
   policy.bundles.push(
     {
       id: 'memory-everywhere',
