@@ -163,7 +163,7 @@ export interface Page {
  * `node dist/bench/run.js decisions|http|audit`). Kept in step with the code by hand.
  */
 const LIMITS = [
-  '- In-process decisions on the scaled workspace are bound by memory access: the same engine',
+  '- In-process decisions on the scaled workspace are bound by memory access. The same engine',
   '  runs 3 to 4 times faster when a few requests repeat than over 20,000 different ones,',
   '  because each decision reads scope, action and grant objects spread over many megabytes.',
   '- Every evaluation over HTTP writes one hash-chained audit event before it responds. Its',
