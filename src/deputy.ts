@@ -188,7 +188,7 @@ export class Deputy {
     type = 'policy.apply',
   ): Promise<number> {
     const workspace = policy.workspace.id;
-    // A stale write is turned away before it is recorded as a change; a writer that slips in
+    // A stale write is rejected before it is recorded as a change. A writer that slips in
     // between this check and the insert still gets the conflict, recorded as a failed change.
     const latest = (await this.revisions.current(workspace))?.revision ?? 0;
     if (latest !== expected) throw new RevisionConflictError(workspace, expected, latest);
@@ -231,8 +231,8 @@ export class Deputy {
   }
 
   /**
-   * Decides and records each request. If the audit log cannot record a decision, the answer
-   * for the whole call is a deny with reason `audit_unavailable`: nothing is allowed without
+   * Decides and records each request. If the audit log cannot record a decision, every
+   * decision of the call becomes a deny with reason `audit_unavailable`: nothing is allowed without
    * its record.
    */
   async decide(

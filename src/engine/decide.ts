@@ -331,9 +331,9 @@ const MEMORY_READ = 'memory.read';
 const MEMORY_WRITE = 'memory.write';
 
 /**
- * Built-in compartment rules, which no grant can widen: the workspace scope and public channels
- * use `workspace`; a private channel writes only its own and reads its own and `workspace`; a
- * DM reads and writes only its own.
+ * Applies the built-in compartment rules, which no grant can widen. The workspace scope and
+ * public channels use `workspace`. A private channel writes only its own compartment and reads
+ * its own and `workspace`. A DM reads and writes only its own.
  */
 function checkMemory(
   read: ReadonlySet<string>,

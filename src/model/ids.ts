@@ -11,7 +11,7 @@ export interface ParsedResource {
   readonly foldedPath: string;
 }
 
-/** Why a request id is invalid. */
+/** The reason a request id is invalid. */
 export class InvalidId {
   readonly message: string;
 
@@ -28,7 +28,7 @@ const NON_ASCII = /[^\x00-\x7f]/;
 const NUMERIC_LABEL = /^(0x[0-9a-f]*|\d+)$/i;
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-/** A DNS name, or an IPv4 address in its one dotted-decimal spelling. */
+/** Tests for a DNS name, or an IPv4 address in its one dotted-decimal spelling. */
 function isCanonicalHost(host: string): boolean {
   if (!HOST_NAME.test(host)) return false;
   // A host whose last label is numeric is an IPv4 address to a URL parser (WHATWG URL).

@@ -34,7 +34,7 @@ export interface ActionPattern {
   readonly path: SegmentPattern;
 }
 
-/** Raised for a pattern that cannot be compiled; `fix` says how to write it. */
+/** Raised for a pattern that cannot be compiled. `fix` describes how to write it. */
 export class PatternError extends Error {
   readonly fix: string;
 

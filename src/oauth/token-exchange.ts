@@ -39,7 +39,7 @@ export interface TokenExchangeResponse {
 /**
  * Exchanges an identity token (Deputy's, or a trusted issuer's) for an access token for one
  * registered audience (RFC 8693). The scope is the intersection of what was requested and
- * what the identity's grants allow for that audience; the token never outlives the subject
+ * what the identity's grants allow for that audience. The token never outlives the subject
  * token and never leaves the subject's workspace.
  */
 export async function exchangeToken(

@@ -180,7 +180,7 @@ export const authzenRoutes: FastifyPluginAsyncZod<AuthzenOptions> = async (
 
 /**
  * Records a search under the calling key, since a subject search names no agent. Like a
- * decision, a search is answered only once its record is written.
+ * decision, a search gets its response only once its record is written.
  */
 async function recordSearch(
   deputy: Deputy,
@@ -205,7 +205,7 @@ async function recordSearch(
 
 /**
  * Applies `deny_on_first_deny` and `permit_on_first_permit`: requests after the first deny
- * (or permit) are not evaluated, so they are neither answered nor recorded.
+ * (or permit) are not evaluated, so they get no result and no record.
  */
 function shortCircuit(
   deputy: Deputy,
