@@ -159,7 +159,7 @@ export interface Page {
 }
 
 /**
- * Where the time goes, from CPU profiles of these measurements (`node --cpu-prof` on one of
+ * Notes on where the time goes, from CPU profiles of these measurements (`node --cpu-prof` on one of
  * `node dist/bench/run.js decisions|http|audit`). Kept in step with the code by hand.
  */
 const LIMITS = [

@@ -116,7 +116,7 @@ async function editAgent(
 
 /**
  * Carries the kill switch over into a policy file being applied: an agent or identity that is
- * disabled in the stored revision stays disabled, even when the file says otherwise, so a
+ * disabled in the stored revision stays disabled, even when the file enables it, so a
  * restart with `serve --config` or an `apply` of an older file cannot undo it. Returns the
  * merged policy and what was kept, as `agent:<id>` or identity names.
  */

@@ -80,7 +80,7 @@ async function recordFailure(deputy: Deputy, request: FastifyRequest, problem: s
   }
 }
 
-/** The audit actor and request id of an authenticated request. */
+/** Returns the audit actor and request id of an authenticated request. */
 export function callContext(request: FastifyRequest) {
   return {
     actor: { type: 'api_key' as const, id: request.caller?.id ?? 'anonymous' },

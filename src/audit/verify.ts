@@ -13,7 +13,7 @@ export interface VerifyAuditOptions {
   /** Maximum problems listed in the report. The rest are only counted. @default 1000 */
   maxProblems?: number;
   /**
-   * Most events allowed between two checkpoints, and after the last one. A log writes one at
+   * Maximum number of events between two checkpoints, and after the last one. A log writes one at
    * least every `checkpointEvery` events plus one batch, so the default leaves room for the
    * defaults (1000 and 2048) twice over, for restarts and several writers. A longer stretch
    * means checkpoints were deleted, which would otherwise hide a rewrite. @default 6096

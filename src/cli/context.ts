@@ -21,7 +21,7 @@ export function databaseOf(options: StorageOptions): string {
   return options.db ?? process.env.DEPUTY_DATABASE_URL ?? join(dataDirOf(options), 'deputy.db');
 }
 
-/** A quiet logger for one-shot commands: only warnings and errors, to stderr. */
+/** Creates a quiet logger for one-shot commands: only warnings and errors, to stderr. */
 export function commandLogger(level = 'warn'): Logger {
   return pino(
     {

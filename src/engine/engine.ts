@@ -6,7 +6,7 @@ import type { Decision, DecisionRequest } from './types.js';
 
 /**
  * Holds the active revision of every loaded workspace, compiled. Loading a revision compiles it
- * first and then replaces the previous one in a single assignment, so a decision sees either the
+ * first and then replaces the previous one in a single assignment, so a decision uses either the
  * old revision or the new one, never a mix.
  */
 export class PolicyEngine {

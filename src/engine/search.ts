@@ -1,5 +1,5 @@
 /**
- * Search answers "which agents / resources / actions are allowed?" by running the decision
+ * Search finds which agents, resources or actions are allowed by running the decision
  * procedure over the workspace's known agents, resources and actions. Results therefore agree
  * with evaluation by construction. Resources that appear only as patterns in the policy are not
  * enumerable; list them under a connection's `resources` to make them searchable.

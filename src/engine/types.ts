@@ -12,7 +12,7 @@ export interface DecisionRequest {
   readonly resource: string;
 }
 
-/** The engine's answer, with what it was based on. */
+/** The engine's decision, with what it was based on. */
 export interface Decision {
   readonly allowed: boolean;
   readonly reason: Reason;

@@ -57,7 +57,7 @@ export const agentSchema = z.strictObject({
 
 export const credentialSchema = z.strictObject({
   secret: z.string(),
-  /** How the gateway presents the secret: bearer token, basic auth, a header or a query parameter. */
+  /** Presentation of the secret: a bearer token, basic auth, a header or a query parameter. */
   scheme: z.enum(['bearer', 'basic', 'header', 'query', 'password']).default('bearer'),
   /** Header or query parameter name, for `header` and `query`. */
   name: z.string().optional(),
@@ -168,7 +168,7 @@ export const federationSchema = z.strictObject({
   issuer: z.string(),
   /** The issuer's public keys, inline. Exactly one of `jwks` and `jwks_uri` is set. */
   jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
-  /** Where Deputy fetches the issuer's keys (https, or http on loopback). */
+  /** URL of the issuer's key set (https, or http on loopback). */
   jwks_uri: z.string().optional(),
   /** The `aud` the external token must carry; Deputy's issuer URL when omitted. */
   audience: z.string().optional(),

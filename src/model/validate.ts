@@ -37,7 +37,8 @@ export function parsePolicy(input: unknown): PolicyParseResult {
 export function formatIssuePath(path: IssuePath): string {
   let text = '';
   for (const part of path) {
-    text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+    if (typeof part === 'number') text += `[${part}]`;
+    else text += text === '' ? part : `.${part}`;
   }
   return text === '' ? '(document)' : text;
 }

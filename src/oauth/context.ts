@@ -46,7 +46,7 @@ export function createOAuthContext(deputy: Deputy, settings: OAuthSettings): OAu
   };
 }
 
-/** Reads a form parameter that may appear at most once (RFC 6749, section 3.2). */
+/** Reads a form parameter and rejects it when repeated (RFC 6749, section 3.2). */
 export function single(form: URLSearchParams, name: string): string | undefined {
   const values = form.getAll(name);
   if (values.length > 1) {

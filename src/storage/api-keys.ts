@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 
 import type { Tables } from './schema.js';
 
-/** What a caller may do: everything, decisions only, or read the audit log only. */
+/** Roles of API keys: everything, decisions only, or reading the audit log only. */
 export const ROLES = ['admin', 'pep', 'auditor'] as const;
 export type Role = (typeof ROLES)[number];
 

@@ -51,7 +51,7 @@ export class RevisionStore {
     return rows.map((row) => row.workspace).sort();
   }
 
-  /** The newest revision of a workspace, or `null` when it has none. */
+  /** Returns the newest revision of a workspace, or `null` when it has none. */
   async current(workspace: string): Promise<Revision | null> {
     const row = await this.#db
       .selectFrom('revisions')

@@ -9,7 +9,7 @@ export interface RevisionTable {
   revision: number;
   /** The normalized policy document as JSON. */
   document: string;
-  /** Who created the revision: `key:<id>` for an API key, `cli` for `deputy apply`. */
+  /** Creator of the revision: `key:<id>` for an API key, `cli` for `deputy apply`. */
   actor: string;
   summary: string;
   created_at: string;

@@ -1,7 +1,7 @@
 /**
- * Reads a compact JWT's header or payload WITHOUT verifying it. Only for routing a token to
- * the verifier that decides about it (which issuer, which client's keys, which type), and for
- * reading back a token Deputy has just signed; never for a decision.
+ * Reads a compact JWT's header or payload WITHOUT verifying it. Use it only to route a token to
+ * the verifier that decides about it (which issuer, which client's keys, which type), or to
+ * read back a token Deputy has just signed. Never base a decision on it.
  */
 export function peekJwt(token: string, part: 'header' | 'payload'): Record<string, unknown> | null {
   const segment = token.split('.')[part === 'header' ? 0 : 1];

@@ -9,7 +9,7 @@ import { type Database, openDatabase } from '../../src/storage/database.js';
 
 /**
  * The PostgreSQL server the storage suites use: `DEPUTY_TEST_POSTGRES_URL`, or the local
- * default when it answers. Set `DEPUTY_TEST_POSTGRES_URL=off` to skip it.
+ * default when it accepts connections. Set `DEPUTY_TEST_POSTGRES_URL=off` to skip it.
  */
 const postgresUrl =
   process.env.DEPUTY_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -11,7 +11,7 @@ import { currentRevision } from './edit.js';
 const agentParams = z.object({ workspace: z.string(), id: z.string() });
 const switchBody = z.strictObject({ identity: z.string().optional() }).nullish();
 
-/** The kill switch and runtime client registration, per agent. */
+/** Registers the kill switch and runtime client routes, per agent. */
 export const agentRoutes: FastifyPluginAsyncZod<{ deputy: Deputy }> = async (app, { deputy }) => {
   const admin = requireRole(deputy, ['admin']);
   const tags = ['Agents'];

@@ -16,7 +16,7 @@ export const COLLECTIONS = {
 export type CollectionName = keyof typeof COLLECTIONS;
 export const COLLECTION_NAMES = Object.keys(COLLECTIONS) as CollectionName[];
 
-/** A deep copy of the policy that edits can change freely. */
+/** Returns a deep copy of the policy that edits can change freely. */
 export function clonePolicy(policy: Policy): Policy {
   return structuredClone(policy);
 }

@@ -8,7 +8,7 @@ import { callContext } from '../auth.js';
 import { checkCredentialEdits, dropMovedSecrets } from './credentials-guard.js';
 import { ApiError, badRequest, notFound } from '../errors.js';
 
-/** A 400 listing every issue of a policy, each with its path, message and fix. */
+/** Builds a 400 listing every issue of a policy, each with its path, message and fix. */
 export function invalidPolicy(description: string, issues: readonly PolicyIssue[]) {
   return badRequest(
     description,

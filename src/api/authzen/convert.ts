@@ -28,7 +28,7 @@ function defaultWorkspace(engine: PolicyEngine): string {
   return ids.length === 1 ? (ids[0] as string) : '';
 }
 
-/** The AuthZEN response for a decision: `decision` plus Deputy's details in `context`. */
+/** Builds the AuthZEN response for a decision: `decision` plus Deputy's details in `context`. */
 export function toEvaluationResponse(decision: Decision) {
   return {
     decision: decision.allowed,
