@@ -18,6 +18,9 @@ import { authzenRoutes } from './authzen/routes.js';
 import { ApiError } from './errors.js';
 import { agentRoutes } from './admin/agents.js';
 import { oauthRoutes } from '../oauth/routes.js';
+import { createOAuthContext, type OAuthSettings } from '../oauth/context.js';
+import { Gateway, MCP_PATH } from '../gateway/gateway.js';
+import { createServer } from 'node:http';
 
 export interface ServerOptions {
   deputy: Deputy;
@@ -28,6 +31,15 @@ export interface ServerOptions {
   identityTokenLifetimeSeconds?: number;
   /** Largest accepted request body, in bytes. @default 1048576 */
   bodyLimit?: number;
+  /** The gateway (MCP endpoint and egress proxy); no gateway when omitted. */
+  gateway?: {
+    /** Directory that holds one directory per memory compartment. */
+    compartmentDir: string;
+    /** Browser origins allowed to call the MCP endpoint, besides the public URL's own. */
+    allowedOrigins?: readonly string[];
+    /** Environment that `env:NAME` secret references read. @default process.env */
+    env?: Readonly<Record<string, string | undefined>>;
+  };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -37,7 +49,30 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** Builds the HTTP API: AuthZEN, the admin REST API and its OpenAPI 3.1 description. */
 export async function buildServer(options: ServerOptions): Promise<App> {
+  const { deputy, publicUrl } = options;
+  const settings: OAuthSettings = {
+    issuer: publicUrl,
+    identityTokenLifetimeSeconds: options.identityTokenLifetimeSeconds ?? 600,
+    ...(options.gateway ? { gatewayResource: `${publicUrl}${MCP_PATH}` } : {}),
+  };
+  const gateway = options.gateway
+    ? new Gateway({
+        deputy,
+        oauth: createOAuthContext(deputy, settings),
+        compartmentDir: options.gateway.compartmentDir,
+        ...(options.gateway.allowedOrigins ? { allowedOrigins: options.gateway.allowedOrigins } : {}),
+        ...(options.gateway.env ? { env: options.gateway.env } : {}),
+      })
+    : undefined;
+
   const app = fastify({
+    // The gateway takes its requests before Fastify routes them: the forward proxy's
+    // absolute-form targets are not paths, and proxied bodies must stay unparsed.
+    serverFactory: (handler) =>
+      createServer((request, response) => {
+        if (gateway?.handles(request)) void gateway.handle(request, response);
+        else handler(request, response);
+      }),
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1_048_576,
@@ -83,7 +118,10 @@ export async function buildServer(options: ServerOptions): Promise<App> {
     transform: jsonSchemaTransform,
   });
 
-  const { deputy, publicUrl } = options;
+  if (gateway) {
+    app.decorate('gateway', gateway);
+    app.addHook('onClose', async () => await gateway.close());
+  }
   await app.register(authzenRoutes, { deputy, publicUrl });
   await app.register(workspaceRoutes, { deputy });
   await app.register(connectionRoutes, { deputy });
@@ -91,10 +129,7 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   await app.register(keyRoutes, { deputy });
   await app.register(oauthRoutes, {
     deputy,
-    settings: {
-      issuer: publicUrl,
-      identityTokenLifetimeSeconds: options.identityTokenLifetimeSeconds ?? 600,
-    },
+    settings,
   });
   await app.register(agentRoutes, { deputy });
 

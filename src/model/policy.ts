@@ -57,12 +57,30 @@ export const agentSchema = z.strictObject({
 
 export const credentialSchema = z.strictObject({
   secret: z.string(),
-  /** Presentation of the secret: a bearer token, basic auth, a header or a query parameter. */
-  scheme: z.enum(['bearer', 'basic', 'header', 'query', 'password']).default('bearer'),
-  /** Header or query parameter name, for `header` and `query`. */
+  /**
+   * Presentation of the secret: a bearer token, basic auth, a header, a query or body parameter,
+   * a database password, or an environment variable of a stdio MCP server.
+   */
+  scheme: z.enum(['bearer', 'basic', 'header', 'query', 'body', 'password', 'env']).default('bearer'),
+  /** Header, query or body parameter name, or environment variable name for `env`. */
   name: z.string().optional(),
   /** User name, for `basic` and `password`. */
   username: z.string().optional(),
+});
+
+/** Address ranges a connection may reach although they are not public. */
+export const ADDRESS_RANGES = ['loopback', 'private', 'link_local'] as const;
+
+/**
+ * A mapping from HTTP requests through the egress proxy to the action and resource that are
+ * decided. `{name}` in `path` captures one segment, `**` at its end any rest; `resource` uses
+ * the captured names.
+ */
+export const routeSchema = z.strictObject({
+  methods: z.array(z.string()).min(1),
+  path: z.string(),
+  action: z.string(),
+  resource: z.string(),
 });
 
 export const connectionSchema = z.strictObject({
@@ -71,7 +89,7 @@ export const connectionSchema = z.strictObject({
     .string()
     .regex(/^[a-z][a-z0-9_-]*$/, 'must be a lowercase word such as http, postgres or mcp'),
   description: z.string().optional(),
-  /** Base URL used by `test connection` and, later, by the gateway. */
+  /** Base URL: the upstream of the egress proxy, or the Streamable HTTP URL of an MCP server. */
   url: z.string().optional(),
   hosts: z.array(z.string()).default([]),
   credential: credentialSchema.optional(),
@@ -79,6 +97,29 @@ export const connectionSchema = z.strictObject({
   resources: z.array(z.string()).default([]),
   /** Known actions on this connection, enumerated by the AuthZEN search endpoints. */
   actions: z.array(z.string()).default([]),
+  /** Command line of a stdio MCP server: the executable, then its arguments. */
+  command: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * Environment of a stdio MCP server. `{compartment}` in a value becomes the directory of the
+   * calling identity's memory compartment.
+   */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Whether each memory compartment gets its own upstream process. @default false */
+  compartments: z.boolean().default(false),
+  /** Whether the egress proxy forwards only GET, HEAD and OPTIONS. @default false */
+  read_only: z.boolean().default(false),
+  /** Methods the egress proxy forwards; all when omitted (safe methods only when read_only). */
+  methods: z.array(z.string()).optional(),
+  /** Paths the egress proxy forwards to, compared segment by segment. @default ["/"] */
+  path_prefixes: z.array(z.string()).default(['/']),
+  /** Non-public address ranges the connection may reach; none by default. */
+  allow_addresses: z.array(z.enum(ADDRESS_RANGES)).default([]),
+  /** How egress requests map to decisions; without routes every request is denied. */
+  routes: z.array(routeSchema).default([]),
+  /** Whether tool call arguments are recorded in the audit log (secrets redacted). */
+  audit_arguments: z.boolean().default(false),
+  /** Upstream time limit per call, in milliseconds. @default 30000 */
+  timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
 });
 
 export const grantSchema = z.strictObject({
@@ -223,6 +264,7 @@ export type Member = z.output<typeof memberSchema>;
 export type Group = z.output<typeof groupSchema>;
 export type Agent = z.output<typeof agentSchema>;
 export type Connection = z.output<typeof connectionSchema>;
+export type Route = z.output<typeof routeSchema>;
 export type Bundle = z.output<typeof bundleSchema>;
 export type Grant = z.output<typeof grantSchema>;
 export type Entitlement = z.output<typeof entitlementSchema>;

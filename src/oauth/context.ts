@@ -8,7 +8,18 @@ export interface OAuthSettings {
   readonly issuer: string;
   /** Identity token lifetime in seconds. @default 600 */
   readonly identityTokenLifetimeSeconds: number;
+  /**
+   * Resource identifier of Deputy's own gateway (`<issuer>/mcp`). Every workspace accepts it as
+   * an audience, with the scopes in {@link GATEWAY_SCOPES}. No gateway when omitted.
+   */
+  readonly gatewayResource?: string;
 }
+
+/**
+ * Scopes of gateway access tokens: `mcp` for the MCP endpoint, `proxy` for the HTTP egress
+ * proxy. They grant no access by themselves: every call through the gateway is decided.
+ */
+export const GATEWAY_SCOPES = ['mcp', 'proxy'] as const;
 
 export interface OAuthContext {
   readonly deputy: Deputy;

@@ -4,6 +4,7 @@ import { peekJwt } from '../tokens/peek.js';
 import type { TokenType } from '../tokens/types.js';
 import { ACCESS_TOKEN_TYPE, IDENTITY_TOKEN_TYPE } from '../tokens/types.js';
 import { type VerifiedDeputyPayload, verifyToken } from '../tokens/verify.js';
+import { findRegisteredAudience } from './audiences.js';
 import { authenticateClient } from './client-auth.js';
 import type { RuntimeClient } from './clients.js';
 import { type OAuthContext, single } from './context.js';
@@ -87,7 +88,8 @@ function isActive(context: OAuthContext, claims: VerifiedDeputyPayload, typ: Tok
   if (!workspace || typeof claims.agent !== 'string') return false;
   if (
     typ === ACCESS_TOKEN_TYPE &&
-    !workspace.policy.audiences.some((entry) => entry.uri === claims.aud)
+    (typeof claims.aud !== 'string' ||
+      findRegisteredAudience(context, workspace.id, claims.aud)?.uri !== claims.aud)
   ) {
     return false;
   }

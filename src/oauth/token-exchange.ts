@@ -6,6 +6,7 @@ import { TokenError } from '../tokens/errors.js';
 import { signToken } from '../tokens/issue.js';
 import { ACCESS_TOKEN_TYPE, IDENTITY_TOKEN_TYPE } from '../tokens/types.js';
 import { verifyToken } from '../tokens/verify.js';
+import { findRegisteredAudience, GATEWAY_AUDIENCE_ID } from './audiences.js';
 import { authenticateClient } from './client-auth.js';
 import type { RuntimeClient } from './clients.js';
 import { type OAuthContext, single, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT } from './context.js';
@@ -219,10 +220,7 @@ function findAudience(context: OAuthContext, workspace: string, form: URLSearchP
   const targets = [...resources, ...audiences];
   if (targets.length !== 1) throw invalidRequest('name exactly one resource or audience');
 
-  const policy = context.deputy.engine.workspace(workspace)?.policy;
-  const audience = policy?.audiences.find(
-    (entry) => entry.uri === targets[0] || entry.id === targets[0],
-  );
+  const audience = findRegisteredAudience(context, workspace, targets[0]!);
   if (!audience)
     throw new OAuthError(
       'invalid_target',
@@ -248,14 +246,18 @@ async function issueAccessToken(
   const { deputy, settings } = context;
   const workspace = deputy.engine.workspace(subject.workspace)!;
   const resolution = resolveIdentity(workspace, subject.agent, subject.channel, subject.invoker);
-  const allowed = allowedScopes(
-    workspace,
-    resolution,
-    subject.agent,
-    subject.invoker,
-    audience.connection,
-    requested,
-  );
+  // Gateway scopes only open the gateway's endpoints, where every call is decided on its own.
+  const allowed =
+    audience.id === GATEWAY_AUDIENCE_ID
+      ? { scopes: requested, until: Infinity }
+      : allowedScopes(
+          workspace,
+          resolution,
+          subject.agent,
+          subject.invoker,
+          audience.connection,
+          requested,
+        );
   const record = {
     workspace: subject.workspace,
     actor: { type: 'agent' as const, id: subject.agent },

@@ -1,0 +1,108 @@
+/**
+ * Bearer token authentication of the gateway as an OAuth protected resource (RFC 6750 and
+ * RFC 9728): the token must be an active Deputy access token whose audience is the gateway.
+ */
+import { scopeName } from '../engine/decide.js';
+import type { OAuthContext } from '../oauth/context.js';
+import { activeToken } from '../oauth/introspection.js';
+import { ACCESS_TOKEN_TYPE } from '../tokens/types.js';
+
+/** The agent behind a gateway request, as its access token states it. */
+export interface GatewayCaller {
+  readonly workspace: string;
+  readonly agent: string;
+  /** Channel id or `dm:<member>`; undefined for the workspace scope. */
+  readonly channel: string | undefined;
+  readonly invoker: string | undefined;
+  readonly thread: string | undefined;
+  /** The identity the token was issued to (`sub`). */
+  readonly identity: string;
+  /** `workspace`, `channel:<id>` or `dm:<member>`. */
+  readonly scope: string;
+  readonly scopes: ReadonlySet<string>;
+  readonly clientId: string;
+  readonly jti: string;
+  /** Expiry of the token, in seconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** A failed authentication: the status, the RFC 6750 error code and the challenge to send. */
+export class BearerError extends Error {
+  /** 401, 403, or 407 when a forward proxy asks for Proxy-Authorization. */
+  readonly status: 401 | 403 | 407;
+  /** `invalid_token`, `insufficient_scope`, or null when no credentials were sent. */
+  readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | null;
+  readonly scope: string | undefined;
+
+  constructor(
+    status: 401 | 403 | 407,
+    error: BearerError['error'],
+    message: string,
+    scope?: string,
+  ) {
+    super(message);
+    this.name = 'BearerError';
+    this.status = status;
+    this.error = error;
+    this.scope = scope;
+  }
+
+  /** The `WWW-Authenticate` value (RFC 6750, section 3), pointing at the resource metadata. */
+  challenge(resourceMetadataUrl: string): string {
+    const parts = [`resource_metadata="${resourceMetadataUrl}"`];
+    if (this.error !== null) {
+      parts.push(`error="${this.error}"`, `error_description="${this.message}"`);
+    }
+    if (this.scope !== undefined) parts.push(`scope="${this.scope}"`);
+    return `Bearer ${parts.join(', ')}`;
+  }
+}
+
+/**
+ * Authenticates the `Authorization` header of a gateway request and requires `scope`.
+ * Throws a BearerError: 401 for a missing, malformed, invalid, expired, revoked or foreign
+ * token, 403 for a valid token without the scope. Messages never contain the token.
+ */
+export async function authenticateBearer(
+  context: OAuthContext,
+  resource: string,
+  authorization: string | undefined,
+  scope: string,
+): Promise<GatewayCaller> {
+  if (authorization === undefined || authorization === '') {
+    throw new BearerError(401, null, 'an access token is required');
+  }
+  const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization);
+  if (!match) {
+    throw new BearerError(401, 'invalid_request', 'the Authorization header must be Bearer <token>');
+  }
+
+  const active = await activeToken(context, match[1]!);
+  const claims = active?.claims;
+  if (!active || active.typ !== ACCESS_TOKEN_TYPE || claims?.aud !== resource) {
+    throw new BearerError(401, 'invalid_token', 'the access token is invalid, expired or revoked');
+  }
+
+  const scopes = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
+  if (!scopes.has(scope)) {
+    throw new BearerError(403, 'insufficient_scope', `the access token lacks scope ${scope}`, scope);
+  }
+  const channel = text(claims.channel);
+  return {
+    workspace: claims.workspace as string,
+    agent: claims.agent as string,
+    channel,
+    invoker: text(claims.invoker),
+    thread: text(claims.thread),
+    identity: claims.sub,
+    scope: scopeName(channel),
+    scopes,
+    clientId: claims.client_id as string,
+    jti: claims.jti,
+    expiresAt: claims.exp,
+  };
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
