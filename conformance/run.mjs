@@ -43,7 +43,8 @@ Options:
   --baseline PATH        expected-failures YAML file (default: conformance/baseline.yml)
   --suite NAME           conformance suite: active (default), all or pending
   --scenario NAME        run only this scenario
-  --timeout SECONDS      stop the conformance CLI after this many seconds (default: ${DEFAULT_TIMEOUT_SECONDS})
+  --timeout SECONDS      stop the conformance CLI after this many seconds
+                         (default: ${DEFAULT_TIMEOUT_SECONDS})
   --keep                 keep the temporary results directory (it is always kept on failure)
   --verbose              print the conformance CLI output as it runs
   -h, --help             print this help`;
@@ -156,7 +157,7 @@ function findFreeLoopbackPort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Sends one GET to url and resolves with the status of any HTTP response. Rejects on a network error. */
+/** Sends one GET to url and resolves with the status of any response. Rejects on a network error. */
 function probeHttp(url) {
   return new Promise((resolve, reject) => {
     const transport = new URL(url).protocol === 'https:' ? https : http;
@@ -236,7 +237,7 @@ async function startServerEverything(logPath) {
   return { url, stop: () => stopChild(child) };
 }
 
-// Hop-by-hop headers (RFC 9110, section 7.6.1) apply to one connection, so the forwarder drops them.
+// Hop-by-hop headers (RFC 9110, section 7.6.1) apply to one connection, so the forwarder drops them
 const HOP_BY_HOP_HEADERS = new Set([
   'connection',
   'keep-alive',
@@ -263,8 +264,8 @@ function copyEndToEndHeaders(headers) {
  * including SSE responses. It exists because the conformance CLI cannot send custom headers.
  *
  * A Host or Origin header naming the forwarder itself is rewritten to the target, so the target
- * receives the same values as from a direct client. Any other Host or Origin passes through unchanged, which
- * keeps the dns-rebinding-protection scenario meaningful.
+ * receives the same values as from a direct client. Any other Host or Origin passes through
+ * unchanged, which keeps the dns-rebinding-protection scenario meaningful.
  */
 export async function startHeaderForwarder(targetUrl, extraHeaders) {
   const target = new URL(targetUrl);
@@ -317,7 +318,7 @@ export async function startHeaderForwarder(targetUrl, extraHeaders) {
       }
     });
     pipeline(request, upstreamRequest, () => {});
-    // A client that disconnects early, such as one cancelling an SSE stream, closes the upstream too.
+    // A client that disconnects early, for example by cancelling an SSE stream, closes the upstream.
     response.on('close', () => {
       if (response.writableFinished) return;
       clientClosed = true;

@@ -37,6 +37,8 @@ export interface AcmeOptions {
   warehouseAdminUrl?: string;
   /** Master key (base64) instead of the key file in dataDir. */
   masterKey?: string;
+  /** Directory the files connection serves instead of examples/acme/files. */
+  filesDir?: string;
 }
 
 export interface AcmeEnvironment {
@@ -77,7 +79,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
   });
 
   try {
-    const policy = await applyExample(deputy, crm, logger);
+    const policy = await applyExample(deputy, crm, logger, options.filesDir);
     const port = options.port === 0 ? await freePort() : (options.port ?? 7420);
     const url = `http://127.0.0.1:${port}`;
     const app = await buildServer({
@@ -120,11 +122,18 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
 }
 
 /** Applies the example policy, pointed at this run's CRM port, as `deputy serve` would. */
-async function applyExample(deputy: Deputy, crm: CrmService, logger: Logger): Promise<Policy> {
+async function applyExample(
+  deputy: Deputy,
+  crm: CrmService,
+  logger: Logger,
+  filesDir: string | undefined,
+): Promise<Policy> {
   const fromFile = await loadPolicyFile(POLICY_FILE);
   const connection = fromFile.connections.find((entry) => entry.id === 'crm')!;
   connection.url = crm.url;
   connection.hosts = [`127.0.0.1:${crm.port}`];
+  const files = fromFile.connections.find((entry) => entry.id === 'files')!;
+  files.command = [...files.command!.slice(0, -1), filesDir ?? files.command!.at(-1)!];
 
   const current = await deputy.revisions.current(fromFile.workspace.id);
   const { policy } = current ? keepDisabled(current.policy, fromFile) : { policy: fromFile };
