@@ -45,7 +45,7 @@ Options:
   --scenario NAME        run only this scenario
   --timeout SECONDS      stop the conformance CLI after this many seconds
                          (default: ${DEFAULT_TIMEOUT_SECONDS})
-  --keep                 keep the temporary results directory (it is always kept on failure)
+  --keep                 keep the temporary results directory (kept anyway on a non-zero exit)
   --verbose              print the conformance CLI output as it runs
   -h, --help             print this help`;
 
@@ -157,7 +157,7 @@ function findFreeLoopbackPort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Sends one GET to url and resolves with the status of any response. Rejects on a network error. */
+/** Sends one GET to url and resolves with the response status. Rejects on a network error. */
 function probeHttp(url) {
   return new Promise((resolve, reject) => {
     const transport = new URL(url).protocol === 'https:' ? https : http;
@@ -237,7 +237,7 @@ async function startServerEverything(logPath) {
   return { url, stop: () => stopChild(child) };
 }
 
-// Hop-by-hop headers (RFC 9110, section 7.6.1) apply to one connection, so the forwarder drops them
+// Hop-by-hop headers describe a single connection, so the forwarder does not copy them.
 const HOP_BY_HOP_HEADERS = new Set([
   'connection',
   'keep-alive',
@@ -318,7 +318,7 @@ export async function startHeaderForwarder(targetUrl, extraHeaders) {
       }
     });
     pipeline(request, upstreamRequest, () => {});
-    // A client that disconnects early, for example by cancelling an SSE stream, closes the upstream.
+    // When the client disconnects early, for example from an SSE stream, close the upstream too.
     response.on('close', () => {
       if (response.writableFinished) return;
       clientClosed = true;

@@ -130,7 +130,7 @@ async function applyExample(
 ): Promise<Policy> {
   const fromFile = await loadPolicyFile(POLICY_FILE);
   const connection = fromFile.connections.find((entry) => entry.id === 'crm')!;
-  connection.url = crm.url;
+  connection.url = `http://127.0.0.1:${crm.port}`;
   connection.hosts = [`127.0.0.1:${crm.port}`];
   const files = fromFile.connections.find((entry) => entry.id === 'files')!;
   files.command = [...files.command!.slice(0, -1), filesDir ?? files.command!.at(-1)!];

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+
 import type { Command } from 'commander';
 
 import { buildServer } from '../api/server.js';
@@ -14,6 +16,8 @@ interface ServeOptions extends StorageOptions {
   publicUrl?: string;
   logLevel: string;
   identityTokenLifetime: string;
+  gateway: boolean;
+  allowedOrigin: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -43,6 +47,12 @@ export function registerServe(program: Command): void {
       '--identity-token-lifetime <seconds>',
       'lifetime of identity tokens, at most 3600',
       '600',
+    )
+    .option('--no-gateway', 'serve without the MCP gateway and the HTTP egress proxy')
+    .option(
+      '--allowed-origin <origin...>',
+      'browser origins (scheme://host:port) allowed to call the MCP endpoint, besides the public URL',
+      [],
     )
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug', 'info')
     .action(async (options: ServeOptions) => {
@@ -83,6 +93,14 @@ export function registerServe(program: Command): void {
         logger,
         publicUrl,
         identityTokenLifetimeSeconds: Number(options.identityTokenLifetime),
+        ...(options.gateway
+          ? {
+              gateway: {
+                compartmentDir: join(dataDirOf(options), 'compartments'),
+                allowedOrigins: options.allowedOrigin,
+              },
+            }
+          : {}),
       });
       await app.listen({ host: options.host, port });
       logger.info({ url: publicUrl, database: deputy.database.kind }, 'deputy listening');
