@@ -208,7 +208,7 @@ async function stopChild(child) {
  * app.listen(PORT) with no host, so it listens on all interfaces. This script connects to it only
  * through 127.0.0.1.
  */
-async function startServerEverything(logPath) {
+export async function startServerEverything(logPath) {
   const packageJsonPath = requireFromHere.resolve(
     '@modelcontextprotocol/server-everything/package.json',
   );

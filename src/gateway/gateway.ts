@@ -145,6 +145,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    await this.#mcp.close();
     await this.#egress.close();
     await this.upstreams.close();
   }

@@ -3,22 +3,17 @@
  * revisions, aggregates the tools of the upstream MCP servers, decides every call, forwards it
  * with the agent's own credential, and records it.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
 import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
-import { toNodeHandler } from '@modelcontextprotocol/node';
-import {
-  createMcpHandler,
-  ProtocolError,
-  ProtocolErrorCode,
-  Server,
-  type McpRequestContext,
-} from '@modelcontextprotocol/server';
+import { ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
 
 import type { Deputy } from '../deputy.js';
 import type { Connection } from '../model/policy.js';
 import type { GatewayCaller } from './bearer.js';
+import { McpTransport } from './mcp-transport.js';
 import { hashArguments, redactText, redactValue } from './redact.js';
 import {
   isToolVisible,
@@ -49,44 +44,56 @@ type CallOutcome = 'ok' | 'tool_error' | 'denied' | 'upstream_error' | 'unknown_
 export class McpGateway {
   readonly #deputy: Deputy;
   readonly #upstreams: UpstreamPool;
-  readonly #handle: (request: IncomingMessage, response: ServerResponse, body?: unknown) => Promise<void>;
+  readonly #transport: McpTransport;
 
   constructor(options: McpGatewayOptions) {
     this.#deputy = options.deputy;
     this.#upstreams = options.upstreams;
-    const handler = createMcpHandler((context) => this.#server(context), {
-      onerror: (error) => this.#deputy.logger.debug({ err: error }, 'MCP request rejected'),
+    this.#transport = new McpTransport({
+      createServer: (caller) => this.#server(caller),
+      logger: options.deputy.logger,
     });
-    this.#handle = toNodeHandler(handler);
+  }
+
+  /** Number of open 2025-11-25 sessions. */
+  get sessions(): number {
+    return this.#transport.sessions;
   }
 
   /** Serves one authenticated HTTP request to the MCP endpoint. */
   async handle(request: IncomingMessage, response: ServerResponse, caller: GatewayCaller) {
-    (request as IncomingMessage & { auth?: unknown }).auth = {
-      token: '',
-      clientId: caller.clientId,
-      scopes: [...caller.scopes],
-      expiresAt: caller.expiresAt,
-      extra: { caller },
-    };
-    await this.#handle(request, response);
+    await this.#transport.handle(request, response, caller);
   }
 
-  #server(context: McpRequestContext): Server {
-    const caller = context.authInfo?.extra?.caller as GatewayCaller | undefined;
+  async close(): Promise<void> {
+    await this.#transport.close();
+  }
+
+  #server(caller: () => GatewayCaller): Server {
     const server = new Server(
       { name: 'deputy-gateway', version: GATEWAY_VERSION },
-      { capabilities: { tools: {} } },
+      { capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, logging: {} } },
     );
-    server.setRequestHandler('tools/list', async () => {
-      if (caller === undefined) return { tools: [] };
-      return { tools: await this.listTools(caller) };
+    server.setRequestHandler('tools/list', async () => ({ tools: await this.listTools(caller()) }));
+    server.setRequestHandler('tools/call', async (request, context) => {
+      const { name, arguments: args, _meta: meta } = request.params;
+      const progressToken = meta?.progressToken;
+      const onProgress =
+        progressToken === undefined
+          ? undefined
+          : (progress: { progress: number; total?: number; message?: string }) =>
+              void context.mcpReq
+                .notify({ method: 'notifications/progress', params: { ...progress, progressToken } })
+                .catch(() => undefined);
+      return await this.callTool(caller(), name, args ?? {}, randomUUID(), onProgress);
     });
-    server.setRequestHandler('tools/call', async (request) => {
-      if (caller === undefined) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, 'not authenticated');
-      const { name, arguments: args } = request.params;
-      return await this.callTool(caller, name, args ?? {}, crypto.randomUUID());
-    });
+    // NOTE: only tools are forwarded. Resources and prompts of upstream servers are not
+    // exposed yet, so their lists are empty and a subscription never produces an update.
+    server.setRequestHandler('resources/list', async () => ({ resources: [] }));
+    server.setRequestHandler('resources/templates/list', async () => ({ resourceTemplates: [] }));
+    server.setRequestHandler('resources/subscribe', async () => ({}));
+    server.setRequestHandler('resources/unsubscribe', async () => ({}));
+    server.setRequestHandler('prompts/list', async () => ({ prompts: [] }));
     return server;
   }
 
@@ -107,23 +114,26 @@ export class McpGateway {
   }
 
   /**
-   * Decides a tool call, forwards it when allowed and records it. Throws a ProtocolError for
-   * an unknown tool, a denied call and an upstream failure; a tool's own error is a result.
+   * Decides a tool call, forwards it when allowed and records it. Throws a ProtocolError for a
+   * denied call and an upstream failure; an unknown tool and a tool's own error are results.
    */
   async callTool(
     caller: GatewayCaller,
     name: string,
     args: Record<string, unknown>,
     requestId: string,
+    onProgress?: (progress: { progress: number; total?: number; message?: string }) => void,
   ): Promise<CallToolResult> {
     const started = performance.now();
     const target = await this.#resolveTool(caller, name);
     const record = (outcome: CallOutcome, detail: Record<string, unknown>, decisionId: string | null) =>
       this.#record(caller, name, target, args, requestId, started, outcome, detail, decisionId);
 
+    // An unknown tool is a tool error, as most servers report it, so a model can correct the
+    // name; it is recorded like a denial.
     if (target === null) {
       await record('unknown_tool', {}, null);
-      throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${name}`);
+      return { content: [{ type: 'text', text: `Unknown tool: ${name}` }], isError: true };
     }
 
     const [decision] = await this.#deputy.decide(
@@ -155,7 +165,10 @@ export class McpGateway {
     try {
       result = (await upstream.client.callTool(
         { name: tool, arguments: args },
-        { timeout: connection.timeout_ms },
+        {
+          timeout: connection.timeout_ms,
+          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
+        },
       )) as CallToolResult;
     } catch (error) {
       const text = redactText(String((error as Error).message ?? error), secretsOf(upstream));

@@ -1,0 +1,204 @@
+/**
+ * The HTTP side of the MCP endpoint. Requests of the 2026-07-28 revision are stateless and
+ * served per request. Requests of the 2025-11-25 revision use sessions (`Mcp-Session-Id`):
+ * a session belongs to the identity that opened it, and every request in it authenticates
+ * again, so a session id alone never grants anything.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import {
+  createMcpHandler,
+  isInitializeRequest,
+  isLegacyRequest,
+  type Server,
+} from '@modelcontextprotocol/server';
+import type { Logger } from 'pino';
+
+import type { GatewayCaller } from './bearer.js';
+
+/** Builds the MCP server of one session or request; it reads the caller at call time. */
+export type ServerFactory = (caller: () => GatewayCaller) => Server;
+
+export interface McpTransportOptions {
+  createServer: ServerFactory;
+  logger: Logger;
+  /** Milliseconds a 2025-11-25 session may stay unused before it is closed. @default 1800000 */
+  sessionIdleMs?: number;
+  /** Maximum open 2025-11-25 sessions; more are rejected with 503. @default 10000 */
+  maxSessions?: number;
+  /** Largest request body, in bytes. @default 4194304 */
+  maxBodyBytes?: number;
+}
+
+interface Session {
+  readonly owner: string;
+  readonly transport: NodeStreamableHTTPServerTransport;
+  caller: GatewayCaller;
+  lastUsed: number;
+}
+
+export class McpTransport {
+  readonly #options: McpTransportOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #modern: ReturnType<typeof toNodeHandler>;
+  readonly #sweep: NodeJS.Timeout;
+
+  constructor(options: McpTransportOptions) {
+    this.#options = options;
+    const handler = createMcpHandler(
+      (context) => {
+        const caller = context.authInfo?.extra?.caller as GatewayCaller;
+        return options.createServer(() => caller);
+      },
+      {
+        legacy: 'reject',
+        onerror: (error) => options.logger.debug({ err: error }, 'MCP request rejected'),
+      },
+    );
+    this.#modern = toNodeHandler(handler);
+    const idle = options.sessionIdleMs ?? 1_800_000;
+    this.#sweep = setInterval(() => this.#closeIdle(idle), Math.min(idle, 60_000));
+    this.#sweep.unref();
+  }
+
+  /** Number of open 2025-11-25 sessions. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  async handle(request: IncomingMessage, response: ServerResponse, caller: GatewayCaller) {
+    const body = request.method === 'POST' ? await readJson(request, this.#options.maxBodyBytes) : undefined;
+    if (body instanceof BodyError) return writeRpcError(response, body.status, -32700, body.message);
+
+    const legacy = await isLegacyRequest(await toWebRequest(request, body), body);
+    if (!legacy) {
+      (request as IncomingMessage & { auth?: unknown }).auth = authInfo(caller);
+      await this.#modern(request, response, body);
+      return;
+    }
+    await this.#handleLegacy(request, response, caller, body);
+  }
+
+  async #handleLegacy(
+    request: IncomingMessage,
+    response: ServerResponse,
+    caller: GatewayCaller,
+    body: unknown,
+  ): Promise<void> {
+    const id = request.headers['mcp-session-id'];
+    if (typeof id === 'string') {
+      const session = this.#sessions.get(id);
+      // A session of another identity is reported as unknown, so ids cannot be probed.
+      if (!session || session.owner !== ownerOf(caller)) {
+        return writeRpcError(response, 404, -32001, 'Session not found');
+      }
+      session.caller = caller;
+      session.lastUsed = Date.now();
+      await session.transport.handleRequest(request, response, body);
+      return;
+    }
+
+    if (request.method !== 'POST' || !isInitializeRequest(body)) {
+      return writeRpcError(response, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    }
+    if (this.#sessions.size >= (this.#options.maxSessions ?? 10_000)) {
+      return writeRpcError(response, 503, -32000, 'too many open sessions; try again later');
+    }
+    await this.#open(request, response, caller, body);
+  }
+
+  async #open(request: IncomingMessage, response: ServerResponse, caller: GatewayCaller, body: unknown) {
+    const sessions = this.#sessions;
+    let session: Session | undefined;
+    const transport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        if (session) sessions.set(id, session);
+      },
+      onsessionclosed: (id) => {
+        sessions.delete(id);
+      },
+    });
+    session = { owner: ownerOf(caller), transport, caller, lastUsed: Date.now() };
+    const current = session;
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+    };
+    const server = this.#options.createServer(() => current.caller);
+    await server.connect(transport);
+    await transport.handleRequest(request, response, body);
+  }
+
+  #closeIdle(idleMs: number): void {
+    const cutoff = Date.now() - idleMs;
+    for (const [id, session] of this.#sessions) {
+      if (session.lastUsed < cutoff) {
+        this.#sessions.delete(id);
+        void session.transport.close().catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    const open = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.all(open.map((session) => session.transport.close().catch(() => undefined)));
+  }
+}
+
+/**
+ * Who may use a session: the same client, agent and identity in the same scope, for the same
+ * invoker and thread. A new token for that caller continues the session.
+ */
+function ownerOf(caller: GatewayCaller): string {
+  return JSON.stringify([
+    caller.workspace,
+    caller.clientId,
+    caller.agent,
+    caller.identity,
+    caller.scope,
+    caller.invoker ?? null,
+    caller.thread ?? null,
+  ]);
+}
+
+function authInfo(caller: GatewayCaller) {
+  return {
+    token: '',
+    clientId: caller.clientId,
+    scopes: [...caller.scopes],
+    expiresAt: caller.expiresAt,
+    extra: { caller },
+  };
+}
+
+class BodyError {
+  constructor(
+    readonly status: number,
+    readonly message: string,
+  ) {}
+}
+
+async function readJson(request: IncomingMessage, limit = 4_194_304): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return new BodyError(413, `the request body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return new BodyError(400, 'Parse error: the body is not valid JSON');
+  }
+}
+
+function writeRpcError(response: ServerResponse, status: number, code: number, message: string) {
+  response.statusCode = status;
+  response.setHeader('content-type', 'application/json');
+  response.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
+}

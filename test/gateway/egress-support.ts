@@ -1,0 +1,408 @@
+/**
+ * Shared set-up of the egress proxy tests: the acme example on loopback, upstream servers that
+ * record what they receive, raw HTTP requests whose request line is exactly what the test
+ * writes, policy changes, and a guard that refuses any connection or name look-up that would
+ * leave this machine.
+ */
+import { randomBytes } from 'node:crypto';
+import dns from 'node:dns';
+import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { syncBuiltinESMExports } from 'node:module';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import pino from 'pino';
+import type { z } from 'zod';
+
+import { type AcmeEnvironment, startAcme } from '../../examples/acme/environment.js';
+import { gatewayToken, type Placement } from '../../examples/acme/runtime.js';
+import type { StoredAuditEvent } from '../../src/audit/event.js';
+import type { Deputy } from '../../src/deputy.js';
+import {
+  type Bundle,
+  bundleSchema,
+  type Connection,
+  connectionSchema,
+  type Policy,
+} from '../../src/model/policy.js';
+import { parsePolicy } from '../../src/model/validate.js';
+import { auditEventsAfter } from '../api/harness.js';
+
+// ---------------------------------------------------------------------------------------------
+// The network guard
+// ---------------------------------------------------------------------------------------------
+
+/** Connections and look-ups the guard refused; every test file expects both to stay empty. */
+export const refused = { connections: [] as string[], lookups: [] as string[] };
+/** Every name looked up while the guard was on, refused or not. */
+export const lookedUp: string[] = [];
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+|localhost)$/i;
+let guardInstalled = false;
+
+/**
+ * Makes every outgoing TCP connection of this process to an address outside loopback fail
+ * before it is attempted, and every name look-up other than `localhost` fail locally. The
+ * proxy runs in this process, so a bug in its address checks cannot reach the network.
+ */
+export function installNetworkGuard(): void {
+  if (guardInstalled) return;
+  guardInstalled = true;
+
+  const connect = net.Socket.prototype.connect;
+  net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
+    const first = args[0];
+    const options = (Array.isArray(first) ? first[0] : first) as
+      | { host?: string; port?: number; path?: string }
+      | number
+      | string;
+    let host: string | undefined;
+    if (typeof options === 'object' && options !== null) {
+      host = options.path !== undefined ? undefined : (options.host ?? 'localhost');
+    } else if (typeof options === 'number') {
+      host = typeof args[1] === 'string' ? args[1] : 'localhost';
+    }
+    if (host !== undefined && !LOOPBACK.test(host.replace(/^\[(.*)\]$/, '$1'))) {
+      refused.connections.push(host);
+      process.nextTick(() => this.destroy(new Error(`test guard: no connection to ${host}`)));
+      return this;
+    }
+    return (connect as (...rest: unknown[]) => net.Socket).apply(this, args);
+  } as typeof connect;
+
+  const lookupCallback = dns.lookup;
+  const lookupPromise = dns.promises.lookup;
+  const notFound = (hostname: string) => {
+    refused.lookups.push(hostname);
+    return Object.assign(new Error(`test guard: no look-up of ${hostname}`), {
+      code: 'ENOTFOUND',
+      hostname,
+    });
+  };
+  const allowed = (hostname: string) => net.isIP(hostname) !== 0 || hostname.toLowerCase() === 'localhost';
+
+  dns.lookup = function guardedLookup(hostname: string, ...rest: unknown[]) {
+    lookedUp.push(hostname);
+    if (!allowed(hostname)) {
+      const callback = rest.at(-1) as (error: Error) => void;
+      process.nextTick(() => callback(notFound(hostname)));
+      return;
+    }
+    return (lookupCallback as (...all: unknown[]) => void)(hostname, ...rest);
+  } as typeof dns.lookup;
+  dns.promises.lookup = async function guardedPromiseLookup(hostname: string, options?: unknown) {
+    lookedUp.push(hostname);
+    if (!allowed(hostname)) throw notFound(hostname);
+    return await (lookupPromise as (name: string, options?: unknown) => Promise<unknown>)(hostname, options);
+  } as typeof dns.promises.lookup;
+  // Named imports of node:dns and node:dns/promises in other modules see the guarded functions.
+  syncBuiltinESMExports();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment
+// ---------------------------------------------------------------------------------------------
+
+export interface EgressEnvironment {
+  readonly acme: AcmeEnvironment;
+  readonly deputy: Deputy;
+  /** Deputy's port on 127.0.0.1. */
+  readonly port: number;
+  readonly crmPort: number;
+  /** The CRM's API key, as the crm connection reads it. */
+  readonly crmKey: string;
+  close(): Promise<void>;
+}
+
+/** Starts the acme example on free loopback ports, on a fresh database, with the guard on. */
+export async function startEgressEnvironment(): Promise<EgressEnvironment> {
+  installNetworkGuard();
+  const dataDir = mkdtempSync(join(tmpdir(), 'deputy-egress-'));
+  const acme = await startAcme({
+    dataDir,
+    logger: pino({ level: 'silent' }),
+    port: 0,
+    crmPort: 0,
+    masterKey: randomBytes(32).toString('base64'),
+  });
+  const crmKey = await learnCrmKey(acme);
+  return {
+    acme,
+    deputy: acme.deputy,
+    port: Number(new URL(acme.url).port),
+    crmPort: acme.crm.port,
+    crmKey,
+    async close() {
+      await acme.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The CRM's key is made inside startAcme and handed only to the CRM and the gateway. The CRM
+ * answers 200 only to its own key, so the X-Api-Key of a request it accepted is the key; a
+ * direct request with that value confirms it, and one with another value is refused.
+ */
+async function learnCrmKey(acme: AcmeEnvironment): Promise<string> {
+  const token = await gatewayToken(
+    { url: acme.url, clientId: acme.client.id, clientSecret: acme.client.secret },
+    { channel: 'C05SALES', invoker: 'U04DAVE' },
+  );
+  const response = await send(Number(new URL(acme.url).port), {
+    target: '/proxy/crm/accounts/globex',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const key = acme.crm.received.at(-1)?.headers['x-api-key'];
+  if (response.status !== 200 || typeof key !== 'string') {
+    throw new Error(`the CRM key could not be learnt: ${response.status} ${response.text}`);
+  }
+  const direct = await send(acme.crm.port, { target: '/api/accounts/globex', headers: { 'x-api-key': key } });
+  const wrong = await send(acme.crm.port, { target: '/api/accounts/globex', headers: { 'x-api-key': `${key}x` } });
+  if (direct.status !== 200 || wrong.status !== 401) throw new Error('the CRM key was not confirmed');
+  acme.crm.received.splice(0);
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------------
+
+/** A gateway access token of agent helper (`mcp proxy`) in the given place. */
+export async function proxyToken(env: EgressEnvironment, placement: Placement): Promise<string> {
+  const { acme } = env;
+  return await gatewayToken(
+    { url: acme.url, clientId: acme.client.id, clientSecret: acme.client.secret },
+    placement,
+  );
+}
+
+/** Posts a form to the token endpoint with the runtime client's credentials. */
+export async function tokenEndpoint(
+  env: EgressEnvironment,
+  form: Record<string, string>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { acme } = env;
+  const basic = Buffer.from(`${acme.client.id}:${acme.client.secret}`).toString('base64');
+  const response = await fetch(`${acme.url}/oauth/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** An identity token of agent helper, and an access token exchanged from it with `scope`. */
+export async function tokensWithScope(
+  env: EgressEnvironment,
+  placement: Record<string, string>,
+  scope: string,
+): Promise<{ identity: string; access: string }> {
+  const identity = await tokenEndpoint(env, { grant_type: 'client_credentials', ...placement });
+  if (identity.status !== 200) throw new Error(`identity token: ${JSON.stringify(identity.body)}`);
+  const access = await tokenEndpoint(env, {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: identity.body.access_token as string,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    resource: `${env.acme.url}/mcp`,
+    scope,
+  });
+  if (access.status !== 200) throw new Error(`access token: ${JSON.stringify(access.body)}`);
+  return { identity: identity.body.access_token as string, access: access.body.access_token as string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP
+// ---------------------------------------------------------------------------------------------
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+}
+
+export interface RawRequest {
+  method?: string;
+  /** The request target, sent as written: a path, an absolute URL or `host:port`. */
+  target: string;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+}
+
+/** Sends one request to 127.0.0.1:`port` over a fresh connection, the target unchanged. */
+export async function send(port: number, raw: RawRequest): Promise<RawResponse> {
+  return await new Promise((resolve, reject) => {
+    const outgoing = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method: raw.method ?? 'GET',
+        path: raw.target,
+        headers: raw.headers ?? {},
+        agent: false,
+        setHost: raw.headers?.host === undefined,
+      },
+      (response: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(raw.body);
+  });
+}
+
+/** Writes `bytes` on a fresh socket to 127.0.0.1:`port` and returns all that comes back. */
+export async function sendBytes(port: number, bytes: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.end(bytes);
+  });
+}
+
+/** The JSON body of a response; throws when it is not JSON. */
+export function json(response: RawResponse): Record<string, unknown> {
+  return JSON.parse(response.text) as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams
+// ---------------------------------------------------------------------------------------------
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** Header names and values in the order they arrived, names as sent. */
+  rawHeaders: string[];
+  body: string;
+}
+
+export interface Upstream {
+  readonly port: number;
+  /** `http://127.0.0.1:<port>`. */
+  readonly origin: string;
+  readonly received: ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+export type Responder = (request: ReceivedRequest, response: ServerResponse) => void;
+
+const echo: Responder = (request, response) => {
+  response.writeHead(200, { 'content-type': 'application/json' });
+  response.end(JSON.stringify({ ok: true, method: request.method }));
+};
+
+/** Starts an HTTP server on 127.0.0.1 that records each request, then answers with `respond`. */
+export async function startUpstream(respond: Responder = echo): Promise<Upstream> {
+  const received: ReceivedRequest[] = [];
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const entry: ReceivedRequest = {
+      method: request.method ?? '',
+      url: request.url ?? '',
+      headers: request.headers,
+      rawHeaders: request.rawHeaders,
+      body: Buffer.concat(chunks).toString('utf8'),
+    };
+    received.push(entry);
+    respond(entry, response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    received,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A loopback port on which nothing listens (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy and audit
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Applies the current acme policy with `change` made to a copy of it, after validating the
+ * result as `deputy apply` would; returns the new revision.
+ */
+export async function changePolicy(
+  deputy: Deputy,
+  change: (policy: Policy) => void,
+): Promise<number> {
+  const current = await deputy.revisions.current('acme');
+  if (!current) throw new Error('workspace acme has no policy');
+  const draft = structuredClone(current.policy);
+  change(draft);
+  const parsed = parsePolicy(draft);
+  if (!parsed.ok) throw new Error(`invalid test policy: ${JSON.stringify(parsed.issues)}`);
+  return await deputy.apply(parsed.policy, current.revision, 'test', {
+    actor: { type: 'cli', id: 'test' },
+    requestId: null,
+  });
+}
+
+/** The `http.request` audit events after `afterSeq`, oldest first. */
+export async function httpEvents(deputy: Deputy, afterSeq: number): Promise<StoredAuditEvent[]> {
+  return (await auditEventsAfter(deputy, afterSeq)).filter((event) => event.type === 'http.request');
+}
+
+/** The parts of an `http.request` event that a test states exactly; latency is checked apart. */
+export function summary(event: StoredAuditEvent) {
+  const detail = { ...(event.detail ?? {}) } as Record<string, unknown>;
+  const latency = detail.latency_ms;
+  delete detail.latency_ms;
+  return {
+    decision: event.decision,
+    reason: event.reason,
+    connection: event.connection,
+    action: event.action,
+    resource: event.resource,
+    detail,
+    latencyIsNumber: typeof latency === 'number' && latency >= 0,
+  };
+}
+
+/** A connection with the schema's defaults filled in. */
+export function connection(input: z.input<typeof connectionSchema>): Connection {
+  return connectionSchema.parse(input);
+}
+
+/** A bundle with the schema's defaults filled in. */
+export function bundle(input: z.input<typeof bundleSchema>): Bundle {
+  return bundleSchema.parse(input);
+}
