@@ -26,7 +26,7 @@ import {
 } from './report.js';
 import { METHODS } from './methods.js';
 
-const MEASUREMENTS = ['decisions', 'http', 'audit', 'tokens'] as const;
+const MEASUREMENTS = ['decisions', 'http', 'audit', 'tokens', 'gateway'] as const;
 type Measurement = (typeof MEASUREMENTS)[number];
 
 const PAGE = new URL('../../docs/benchmarks.md', import.meta.url);
@@ -37,6 +37,7 @@ const DECISIONS = { warmupMs: 1000, durationMs: 2000, latencySamples: 200_000 };
 const HTTP = { connections: 64, warmupMs: 1000, durationMs: 5000, batchSize: 100 };
 const AUDIT = { concurrency: 256, warmupMs: 500, durationMs: 3000, referenceMs: 1000 };
 const TOKENS = { durationMs: 1500 };
+const GATEWAY = { warmupMs: 1000, durationMs: 3000, clients: 10 };
 
 interface Workload {
   policy: Policy;
@@ -83,6 +84,15 @@ async function main(): Promise<void> {
       await measure('Token signing and verification', METHODS.tokens, async () => {
         const { measureTokens } = await import('./tokens.js');
         return await measureTokens(TOKENS);
+      }),
+    );
+  }
+
+  if (selected.has('gateway')) {
+    sections.push(
+      await measure('MCP gateway overhead', METHODS.gateway, async () => {
+        const { measureGateway } = await import('./gateway.js');
+        return await measureGateway(GATEWAY);
       }),
     );
   }

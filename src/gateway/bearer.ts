@@ -4,7 +4,8 @@
  */
 import { scopeName } from '../engine/decide.js';
 import type { OAuthContext } from '../oauth/context.js';
-import { activeToken } from '../oauth/introspection.js';
+import { activeToken, isActive } from '../oauth/introspection.js';
+import type { VerifiedDeputyPayload } from '../tokens/verify.js';
 import { ACCESS_TOKEN_TYPE } from '../tokens/types.js';
 
 /** The agent behind a gateway request, as its access token states it. */
@@ -77,9 +78,8 @@ export async function authenticateBearer(
     throw new BearerError(401, 'invalid_request', 'the Authorization header must be Bearer <token>');
   }
 
-  const active = await activeToken(context, match[1]!);
-  const claims = active?.claims;
-  if (!active || active.typ !== ACCESS_TOKEN_TYPE || claims?.aud !== resource) {
+  const claims = await activeAccessToken(context, match[1]!);
+  if (claims === null || claims.aud !== resource) {
     throw new BearerError(401, 'invalid_token', 'the access token is invalid, expired or revoked');
   }
 
@@ -101,6 +101,39 @@ export async function authenticateBearer(
     jti: claims.jti,
     expiresAt: claims.exp,
   };
+}
+
+/** Maximum tokens whose signature check is remembered. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
+/** Signature-checked access tokens by their text, per issuer context, oldest first. */
+const verifiedByContext = new WeakMap<OAuthContext, Map<string, VerifiedDeputyPayload>>();
+
+/**
+ * Returns the claims of an active Deputy access token, or null. The signature and claims
+ * checks of a token are remembered until it expires; whether it is still active (revocation,
+ * kill switch, policy) is checked on every call.
+ */
+async function activeAccessToken(
+  context: OAuthContext,
+  token: string,
+): Promise<VerifiedDeputyPayload | null> {
+  let verified = verifiedByContext.get(context);
+  if (verified === undefined) {
+    verified = new Map();
+    verifiedByContext.set(context, verified);
+  }
+  const cached = verified.get(token);
+  if (cached !== undefined && cached.exp > Date.now() / 1000) {
+    return isActive(context, cached, ACCESS_TOKEN_TYPE) ? cached : null;
+  }
+  verified.delete(token);
+
+  const active = await activeToken(context, token);
+  if (active === null || active.typ !== ACCESS_TOKEN_TYPE) return null;
+  if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+  verified.set(token, active.claims);
+  return active.claims;
 }
 
 function text(value: unknown): string | undefined {

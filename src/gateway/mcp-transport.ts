@@ -72,7 +72,10 @@ export class McpTransport {
     const body = request.method === 'POST' ? await readJson(request, this.#options.maxBodyBytes) : undefined;
     if (body instanceof BodyError) return writeRpcError(response, body.status, -32700, body.message);
 
-    const legacy = await isLegacyRequest(await toWebRequest(request, body), body);
+    // Only 2025-11-25 requests carry a session id, so they skip the full classification.
+    const legacy =
+      typeof request.headers['mcp-session-id'] === 'string' ||
+      (await isLegacyRequest(await toWebRequest(request, body), body));
     if (!legacy) {
       (request as IncomingMessage & { auth?: unknown }).auth = authInfo(caller);
       await this.#modern(request, response, body);

@@ -178,7 +178,11 @@ export class McpGateway {
 
     const outcome = result.isError === true ? 'tool_error' : 'ok';
     const detail = outcome === 'tool_error' ? { error: errorText(result, upstream) } : {};
-    await record(outcome, detail, decision!.decisionId);
+    // The decision was recorded before forwarding; the outcome is recorded without holding the
+    // result back. NOTE: a crash before its commit loses the outcome, not the decision.
+    record(outcome, detail, decision!.decisionId).catch((error: unknown) =>
+      this.#deputy.logger.error({ err: error, requestId }, 'audit write of a tool outcome failed'),
+    );
     return result;
   }
 

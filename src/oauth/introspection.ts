@@ -65,7 +65,15 @@ export async function activeToken(
   return isActive(context, claims, typ) ? { claims, typ } : null;
 }
 
-function isActive(context: OAuthContext, claims: VerifiedDeputyPayload, typ: TokenType): boolean {
+/**
+ * Checks the state behind a verified token: not revoked, its client, agent and identity still
+ * enabled, its workspace loaded and its audience registered.
+ */
+export function isActive(
+  context: OAuthContext,
+  claims: VerifiedDeputyPayload,
+  typ: TokenType,
+): boolean {
   const { deputy } = context;
   if (deputy.revocations.isInactive(claims)) return false;
   if (

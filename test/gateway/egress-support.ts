@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import dns from 'node:dns';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import {
   createServer,
   request as httpRequest,
@@ -20,21 +20,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import pino from 'pino';
+import { expect } from 'vitest';
 import type { z } from 'zod';
 
-import { type AcmeEnvironment, startAcme } from '../../examples/acme/environment.js';
-import { gatewayToken, type Placement } from '../../examples/acme/runtime.js';
-import type { StoredAuditEvent } from '../../src/audit/event.js';
-import type { Deputy } from '../../src/deputy.js';
+// The example environment and the modules whose types meet it come from dist (run `npm run
+// build` first): imported from source, startAcme looks for examples/acme/deputy.yaml one
+// directory above the repository, because it resolves the repository root three levels up
+// from its own file, which is right only for dist/examples/acme.
+import { type AcmeEnvironment, startAcme } from '../../dist/examples/acme/environment.js';
+import { gatewayToken, type Placement } from '../../dist/examples/acme/runtime.js';
+import type { StoredAuditEvent } from '../../dist/src/audit/event.js';
+import { maxSeqOf, readAuditEvents } from '../../dist/src/audit/read.js';
+import type { Deputy } from '../../dist/src/deputy.js';
 import {
   type Bundle,
   bundleSchema,
   type Connection,
   connectionSchema,
   type Policy,
-} from '../../src/model/policy.js';
-import { parsePolicy } from '../../src/model/validate.js';
-import { auditEventsAfter } from '../api/harness.js';
+} from '../../dist/src/model/policy.js';
+import { parsePolicy } from '../../dist/src/model/validate.js';
 
 // ---------------------------------------------------------------------------------------------
 // The network guard
@@ -126,8 +131,11 @@ export interface EgressEnvironment {
 export async function startEgressEnvironment(): Promise<EgressEnvironment> {
   installNetworkGuard();
   const dataDir = mkdtempSync(join(tmpdir(), 'deputy-egress-'));
+  const filesDir = join(dataDir, 'files');
+  cpSync('examples/acme/files', filesDir, { recursive: true });
   const acme = await startAcme({
     dataDir,
+    filesDir,
     logger: pino({ level: 'silent' }),
     port: 0,
     crmPort: 0,
@@ -158,7 +166,7 @@ async function learnCrmKey(acme: AcmeEnvironment): Promise<string> {
     { channel: 'C05SALES', invoker: 'U04DAVE' },
   );
   const response = await send(Number(new URL(acme.url).port), {
-    target: '/proxy/crm/accounts/globex',
+    target: '/proxy/crm/api/accounts/globex',
     headers: { authorization: `Bearer ${token}` },
   });
   const key = acme.crm.received.at(-1)?.headers['x-api-key'];
@@ -376,24 +384,123 @@ export async function changePolicy(
   });
 }
 
+/**
+ * Every audit event after `afterSeq`, oldest first. test/api/harness.ts has the same helpers
+ * for a Deputy built from source; this environment's Deputy is the one in dist.
+ */
+export async function auditEventsAfter(deputy: Deputy, afterSeq: number): Promise<StoredAuditEvent[]> {
+  const events: StoredAuditEvent[] = [];
+  let after = afterSeq;
+  for (;;) {
+    const page = await readAuditEvents(deputy.database, { afterSeq: after, limit: 1000 });
+    events.push(...page.events);
+    if (page.nextAfterSeq === null) return events;
+    after = page.nextAfterSeq;
+  }
+}
+
+/** The seq of the newest audit event. */
+export async function lastAuditSeq(deputy: Deputy): Promise<number> {
+  return await maxSeqOf(deputy.database.db, 'audit_events');
+}
+
 /** The `http.request` audit events after `afterSeq`, oldest first. */
 export async function httpEvents(deputy: Deputy, afterSeq: number): Promise<StoredAuditEvent[]> {
   return (await auditEventsAfter(deputy, afterSeq)).filter((event) => event.type === 'http.request');
 }
 
-/** The parts of an `http.request` event that a test states exactly; latency is checked apart. */
-export function summary(event: StoredAuditEvent) {
-  const detail = { ...(event.detail ?? {}) } as Record<string, unknown>;
-  const latency = detail.latency_ms;
-  delete detail.latency_ms;
+/** What one request through the proxy did: the response, what upstreams got, what was audited. */
+export interface Exchange {
+  response: RawResponse;
+  /** The JSON body, or null when the body is not JSON. */
+  body: Record<string, unknown> | null;
+  /** Requests the watched upstreams received meanwhile. */
+  reached: ReceivedRequest[];
+  /** Every audit event written meanwhile. */
+  events: StoredAuditEvent[];
+  /** The `http.request` events among them. */
+  http: StoredAuditEvent[];
+}
+
+/** Responses of every exchange, for the checks that no secret was ever sent back. */
+export const responses: RawResponse[] = [];
+
+/**
+ * Sends `raw` to Deputy and collects what it caused. `upstreams` are the servers to watch;
+ * the CRM when omitted.
+ */
+export async function exchange(
+  env: EgressEnvironment,
+  raw: RawRequest,
+  upstreams: ReadonlyArray<{ received: ReceivedRequest[] | AcmeEnvironment['crm']['received'] }> = [
+    env.acme.crm,
+  ],
+): Promise<Exchange> {
+  const seq = await lastAuditSeq(env.deputy);
+  const before = upstreams.map((upstream) => upstream.received.length);
+  const response = await send(env.port, raw);
+  responses.push(response);
+  const events = await auditEventsAfter(env.deputy, seq);
+  let body: Record<string, unknown> | null = null;
+  try {
+    body = JSON.parse(response.text) as Record<string, unknown>;
+  } catch {
+    body = null;
+  }
+  const reached = upstreams.flatMap((upstream, index) =>
+    upstream.received.slice(before[index]).map((entry) => ({ rawHeaders: [], ...entry })),
+  );
+  return { response, body, reached, events, http: events.filter((event) => event.type === 'http.request') };
+}
+
+/** Fields of every stored audit event that no test predicts. */
+export const CHAIN_FIELDS = {
+  seq: expect.any(Number),
+  time: expect.any(String),
+  prev: expect.stringMatching(/^[0-9a-f]{64}$/),
+  hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+};
+
+/** The caller of an `http.request` record: agent helper in a channel, for an invoker. */
+export interface RecordCaller {
+  identity: string;
+  invoker: string | null;
+  scope: string;
+}
+
+/** A whole `http.request` audit record, for toEqual; latency is any non-negative number. */
+export function httpRecord(
+  caller: RecordCaller,
+  fields: {
+    decision: 'allow' | 'deny';
+    reason: string;
+    connection: string | null;
+    action: string | null;
+    resource: string | null;
+    decisionId?: unknown;
+    requestId: unknown;
+    detail: { method: string; host?: string; path?: string; status: number | null };
+  },
+) {
   return {
-    decision: event.decision,
-    reason: event.reason,
-    connection: event.connection,
-    action: event.action,
-    resource: event.resource,
-    detail,
-    latencyIsNumber: typeof latency === 'number' && latency >= 0,
+    ...CHAIN_FIELDS,
+    type: 'http.request',
+    workspace: 'acme',
+    actor: { type: 'agent', id: 'helper' },
+    identity: caller.identity,
+    invoker: caller.invoker,
+    scope: caller.scope,
+    action: fields.action,
+    resource: fields.resource,
+    decision: fields.decision,
+    reason: fields.reason,
+    bundle: null,
+    grant: null,
+    connection: fields.connection,
+    revision: null,
+    decision_id: fields.decisionId ?? null,
+    request_id: fields.requestId,
+    detail: { ...fields.detail, latency_ms: expect.toSatisfy((value: unknown) => typeof value === 'number' && value >= 0) },
   };
 }
 

@@ -15,7 +15,6 @@ import {
   DENIED,
   type GatewayCaller,
   type GatewayTestEnvironment,
-  INVALID_PARAMS,
   rejectionOf,
   startGatewayEnvironment,
 } from './support.js';
@@ -187,14 +186,15 @@ describe('tools/call decisions', () => {
     expect(await entityNames(client)).toContain('guardrail-kept');
   });
 
-  it('rejects an unknown tool', async () => {
+  // An unknown tool is a tool error, so a model can correct the name (MCP conformance suite).
+  it('reports an unknown tool as a tool error', async () => {
     const client = await connect(environment, { channel: 'C02ENG', invoker: 'U01ALICE' });
 
     for (const name of ['files__no_such_tool', 'github__get_repository', 'write_file']) {
-      const error = await rejectionOf(client.callTool({ name, arguments: {} }));
+      const result = await client.callTool({ name, arguments: {} });
 
-      expect(error.code).toBe(INVALID_PARAMS);
-      expect(error.message).toBe(`Unknown tool: ${name}`);
+      expect(result.isError).toBe(true);
+      expect(result.content).toEqual([{ type: 'text', text: `Unknown tool: ${name}` }]);
     }
   });
 });

@@ -39,8 +39,7 @@ export const GITHUB_MCP = 'https://mcp.acme.example/github';
 
 /** JSON-RPC error code of a tool call that Deputy denied. */
 export const DENIED = -32001;
-/** JSON-RPC error codes the MCP SDK uses for invalid params and internal errors. */
-export const INVALID_PARAMS = -32602;
+/** JSON-RPC error code of an upstream failure. */
 export const INTERNAL_ERROR = -32603;
 
 /** Chain fields that every stored audit event has and no test predicts. */
@@ -91,13 +90,21 @@ export async function startGatewayEnvironment(): Promise<GatewayTestEnvironment>
   };
 }
 
+/** Requests a gateway access token (`mcp proxy`) for `placement`. */
+export async function tokenFor(
+  environment: GatewayTestEnvironment,
+  placement: Placement,
+): Promise<string> {
+  return await gatewayToken(environment.credentials, placement);
+}
+
 /** Requests a gateway token for `placement` and connects an MCP client with it. */
 export async function connect(
   environment: GatewayTestEnvironment,
   placement: Placement,
   revision: 'legacy' | 'modern' = 'legacy',
 ): Promise<Client> {
-  const token = await gatewayToken(environment.credentials, placement);
+  const token = await tokenFor(environment, placement);
   const client = await connectGateway(environment.acme.url, token, revision);
   environment.clients.push(client);
   return client;
