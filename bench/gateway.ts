@@ -33,7 +33,11 @@ export async function measureGateway(options: GatewayBenchOptions): Promise<Meas
   const rig = await startRig();
   try {
     const direct = { url: rig.upstreamUrl, authorization: null, tool: TOOL };
-    const gateway = { url: rig.gatewayUrl, authorization: `Bearer ${rig.token}`, tool: `everything__${TOOL}` };
+    const gateway = {
+      url: rig.gatewayUrl,
+      authorization: `Bearer ${rig.token}`,
+      tool: `everything__${TOOL}`,
+    };
     const timing = { warmupMs: options.warmupMs, durationMs: options.durationMs };
 
     // Latency with one client, then throughput with several; each pair runs back to back.
@@ -48,7 +52,10 @@ export async function measureGateway(options: GatewayBenchOptions): Promise<Meas
     const rateDirect = throughputDirect.calls / throughputDirect.seconds;
     const rateGateway = throughputGateway.calls / throughputGateway.seconds;
     const errors =
-      latencyDirect.errors + latencyGateway.errors + throughputDirect.errors + throughputGateway.errors;
+      latencyDirect.errors +
+      latencyGateway.errors +
+      throughputDirect.errors +
+      throughputGateway.errors;
     return {
       rows: [
         { metric: 'Direct p50 latency, 1 client', value: p50Direct, unit: 'microseconds' },
@@ -59,10 +66,22 @@ export async function measureGateway(options: GatewayBenchOptions): Promise<Meas
           unit: 'microseconds',
           target: { kind: 'below', value: 150 },
         },
-        { metric: 'Direct p99 latency, 1 client', value: percentile(latencyDirect.latenciesUs, 0.99), unit: 'microseconds' },
-        { metric: 'Gateway p99 latency, 1 client', value: percentile(latencyGateway.latenciesUs, 0.99), unit: 'microseconds' },
+        {
+          metric: 'Direct p99 latency, 1 client',
+          value: percentile(latencyDirect.latenciesUs, 0.99),
+          unit: 'microseconds',
+        },
+        {
+          metric: 'Gateway p99 latency, 1 client',
+          value: percentile(latencyGateway.latenciesUs, 0.99),
+          unit: 'microseconds',
+        },
         { metric: `Direct throughput, ${clients} clients`, value: rateDirect, unit: 'per second' },
-        { metric: `Gateway throughput, ${clients} clients`, value: rateGateway, unit: 'per second' },
+        {
+          metric: `Gateway throughput, ${clients} clients`,
+          value: rateGateway,
+          unit: 'per second',
+        },
         {
           metric: 'Gateway throughput as a share of direct',
           value: (rateGateway / rateDirect) * 100,
@@ -126,15 +145,25 @@ export async function startRig(): Promise<Rig> {
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const app = await buildServer({ deputy, logger, publicUrl: url, gateway: { compartmentDir: join(dir, 'c') } });
+  const app = await buildServer({
+    deputy,
+    logger,
+    publicUrl: url,
+    gateway: { compartmentDir: join(dir, 'c') },
+  });
   await app.listen({ host: '127.0.0.1', port });
   const created = await deputy.createClient(
     { workspace: 'bench', agent: 'helper', authMethod: 'client_secret_basic', label: 'bench' },
     call,
   );
-  const token = await gatewayToken({ url, clientId: created.client.clientId, clientSecret: created.secret! }, {});
+  const token = await gatewayToken(
+    { url, clientId: created.client.clientId, clientSecret: created.secret! },
+    {},
+  );
 
-  const child = fork(fileURLToPath(new URL('./mcp-load.js', import.meta.url)), [], { execArgv: [] });
+  const child = fork(fileURLToPath(new URL('./mcp-load.js', import.meta.url)), [], {
+    execArgv: [],
+  });
   return {
     upstreamUrl: upstream.url,
     gatewayUrl: `${url}/mcp`,
@@ -161,7 +190,10 @@ async function runJob(child: ChildProcess, job: McpLoadJob): Promise<McpLoadResu
 /** Starts server-everything's Streamable HTTP transport on a free port. */
 async function startEverything(): Promise<{ url: string; process: ChildProcess }> {
   const require = createRequire(import.meta.url);
-  const entry = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist/index.js');
+  const entry = join(
+    dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')),
+    'dist/index.js',
+  );
   const port = await freePort();
   const child = spawn(process.execPath, [entry, 'streamableHttp'], {
     env: { ...process.env, PORT: String(port) },

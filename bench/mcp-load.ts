@@ -28,8 +28,12 @@ export interface McpLoadResult {
 
 async function connect(job: McpLoadJob): Promise<Client> {
   const client = new Client({ name: 'deputy-bench', version: '1.0.0' });
-  const headers: Record<string, string> = job.authorization ? { authorization: job.authorization } : {};
-  await client.connect(new StreamableHTTPClientTransport(new URL(job.url), { requestInit: { headers } }));
+  const headers: Record<string, string> = job.authorization
+    ? { authorization: job.authorization }
+    : {};
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(job.url), { requestInit: { headers } }),
+  );
   return client;
 }
 

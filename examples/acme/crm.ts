@@ -37,7 +37,12 @@ export async function startCrm(apiKey: string, port = 0): Promise<CrmService> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
-    received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
+    received.push({
+      method: request.method ?? '',
+      url: request.url ?? '',
+      headers: request.headers,
+      body,
+    });
 
     const send = (status: number, value: unknown) => {
       response.writeHead(status, { 'content-type': 'application/json' });
@@ -48,7 +53,9 @@ export async function startCrm(apiKey: string, port = 0): Promise<CrmService> {
     const path = (request.url ?? '').split('?', 1)[0]!;
     const account = /^\/api\/accounts\/([^/]+)$/.exec(path)?.[1];
     if (account !== undefined && request.method === 'GET') {
-      return ACCOUNTS[account] ? send(200, ACCOUNTS[account]) : send(404, { error: 'no such account' });
+      return ACCOUNTS[account]
+        ? send(200, ACCOUNTS[account])
+        : send(404, { error: 'no such account' });
     }
     const opportunity = /^\/api\/opportunities\/([^/]+)$/.exec(path)?.[1];
     if (opportunity !== undefined && request.method === 'GET') {

@@ -95,7 +95,12 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
     const call = { actor: { type: 'cli' as const, id: 'acme-example' }, requestId: null };
     const admin = await deputy.createKey('admin', 'acme example', call);
     const created = await deputy.createClient(
-      { workspace: 'acme', agent: 'helper', authMethod: 'client_secret_basic', label: 'acme example runtime' },
+      {
+        workspace: 'acme',
+        agent: 'helper',
+        authMethod: 'client_secret_basic',
+        label: 'acme example runtime',
+      },
       call,
     );
     return {
@@ -152,7 +157,10 @@ async function startSharedUpstreams(gateway: Gateway, policy: Policy, logger: Lo
       .filter((connection) => isMcpConnection(connection) && !connection.compartments)
       .map((connection) =>
         gateway.upstreams.get(policy.workspace.id, connection, '').catch((error: Error) => {
-          logger.warn({ connection: connection.id, err: error }, 'upstream MCP server did not start');
+          logger.warn(
+            { connection: connection.id, err: error },
+            'upstream MCP server did not start',
+          );
         }),
       ),
   );

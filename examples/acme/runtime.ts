@@ -25,13 +25,18 @@ export class TokenRequestError extends Error {
     readonly status: number,
     readonly body: Record<string, unknown>,
   ) {
-    super(`token request failed with ${status}: ${String(body.error)} (${String(body.error_description)})`);
+    super(
+      `token request failed with ${status}: ${String(body.error)} (${String(body.error_description)})`,
+    );
     this.name = 'TokenRequestError';
   }
 }
 
 /** Requests a gateway access token (`mcp proxy`) for the agent in `placement`. */
-export async function gatewayToken(credentials: RuntimeCredentials, placement: Placement): Promise<string> {
+export async function gatewayToken(
+  credentials: RuntimeCredentials,
+  placement: Placement,
+): Promise<string> {
   const identity = await tokenRequest(credentials, {
     grant_type: 'client_credentials',
     ...definedOnly(placement),
@@ -63,13 +68,19 @@ export async function connectGateway(
   return client;
 }
 
-async function tokenRequest(credentials: RuntimeCredentials, form: Record<string, string>): Promise<string> {
+async function tokenRequest(
+  credentials: RuntimeCredentials,
+  form: Record<string, string>,
+): Promise<string> {
   const basic = Buffer.from(
     `${encodeURIComponent(credentials.clientId)}:${encodeURIComponent(credentials.clientSecret)}`,
   ).toString('base64');
   const response = await fetch(`${credentials.url}/oauth/token`, {
     method: 'POST',
-    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${basic}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: new URLSearchParams(form),
   });
   const body = (await response.json()) as Record<string, unknown>;

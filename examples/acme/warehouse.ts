@@ -45,7 +45,9 @@ REVOKE ALL ON SCHEMA finance FROM ${WAREHOUSE_ROLE};
  * Creates the database, its sample data and the agent's role if they are missing, and sets a
  * new random password on the role. Safe to run from several processes at once.
  */
-export async function setUpWarehouse(adminUrl: string = DEFAULT_ADMIN_URL): Promise<WarehouseSetup> {
+export async function setUpWarehouse(
+  adminUrl: string = DEFAULT_ADMIN_URL,
+): Promise<WarehouseSetup> {
   const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 });
   try {
     await admin.connect();
@@ -56,13 +58,19 @@ export async function setUpWarehouse(adminUrl: string = DEFAULT_ADMIN_URL): Prom
   try {
     // Concurrent set-ups (parallel test files) take turns.
     await admin.query('SELECT pg_advisory_lock(7420)');
-    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [WAREHOUSE_DATABASE]);
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      WAREHOUSE_DATABASE,
+    ]);
     if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${WAREHOUSE_DATABASE}`);
     const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [WAREHOUSE_ROLE]);
     const verb = role.rowCount === 0 ? 'CREATE' : 'ALTER';
-    await admin.query(`${verb} ROLE ${WAREHOUSE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`);
+    await admin.query(
+      `${verb} ROLE ${WAREHOUSE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`,
+    );
 
-    const warehouse = new pg.Client({ connectionString: withDatabase(adminUrl, WAREHOUSE_DATABASE) });
+    const warehouse = new pg.Client({
+      connectionString: withDatabase(adminUrl, WAREHOUSE_DATABASE),
+    });
     await warehouse.connect();
     try {
       await warehouse.query(SCHEMA);

@@ -75,7 +75,11 @@ export async function authenticateBearer(
   }
   const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization);
   if (!match) {
-    throw new BearerError(401, 'invalid_request', 'the Authorization header must be Bearer <token>');
+    throw new BearerError(
+      401,
+      'invalid_request',
+      'the Authorization header must be Bearer <token>',
+    );
   }
 
   const claims = await activeAccessToken(context, match[1]!);
@@ -85,7 +89,12 @@ export async function authenticateBearer(
 
   const scopes = new Set(typeof claims.scope === 'string' ? claims.scope.split(' ') : []);
   if (!scopes.has(scope)) {
-    throw new BearerError(403, 'insufficient_scope', `the access token lacks scope ${scope}`, scope);
+    throw new BearerError(
+      403,
+      'insufficient_scope',
+      `the access token lacks scope ${scope}`,
+      scope,
+    );
   }
   const channel = text(claims.channel);
   return {

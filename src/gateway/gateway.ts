@@ -88,7 +88,10 @@ export class Gateway {
     } catch (error) {
       this.#options.deputy.logger.error({ err: error }, 'gateway request failed');
       if (!response.headersSent) {
-        writeJson(response, 500, { error: 'server_error', error_description: 'internal error; see the server log' });
+        writeJson(response, 500, {
+          error: 'server_error',
+          error_description: 'internal error; see the server log',
+        });
       } else {
         response.destroy();
       }
@@ -131,8 +134,14 @@ export class Gateway {
   /** Protected resource metadata (RFC 9728, section 3), at the root and the path-aware URL. */
   #metadata(request: IncomingMessage, response: ServerResponse): void {
     const path = (request.url ?? '').split('?', 1)[0];
-    if (request.method !== 'GET' || (path !== METADATA_PATH && path !== `${METADATA_PATH}${MCP_PATH}`)) {
-      writeJson(response, 404, { error: 'not_found', error_description: `no route for ${request.method} ${path}` });
+    if (
+      request.method !== 'GET' ||
+      (path !== METADATA_PATH && path !== `${METADATA_PATH}${MCP_PATH}`)
+    ) {
+      writeJson(response, 404, {
+        error: 'not_found',
+        error_description: `no route for ${request.method} ${path}`,
+      });
       return;
     }
     writeJson(response, 200, {

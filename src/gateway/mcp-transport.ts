@@ -7,7 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import {
+  NodeStreamableHTTPServerTransport,
+  toNodeHandler,
+  toWebRequest,
+} from '@modelcontextprotocol/node';
 import {
   createMcpHandler,
   isInitializeRequest,
@@ -69,8 +73,10 @@ export class McpTransport {
   }
 
   async handle(request: IncomingMessage, response: ServerResponse, caller: GatewayCaller) {
-    const body = request.method === 'POST' ? await readJson(request, this.#options.maxBodyBytes) : undefined;
-    if (body instanceof BodyError) return writeRpcError(response, body.status, -32700, body.message);
+    const body =
+      request.method === 'POST' ? await readJson(request, this.#options.maxBodyBytes) : undefined;
+    if (body instanceof BodyError)
+      return writeRpcError(response, body.status, -32700, body.message);
 
     // Only 2025-11-25 requests carry a session id, so they skip the full classification.
     const legacy =
@@ -112,7 +118,12 @@ export class McpTransport {
     await this.#open(request, response, caller, body);
   }
 
-  async #open(request: IncomingMessage, response: ServerResponse, caller: GatewayCaller, body: unknown) {
+  async #open(
+    request: IncomingMessage,
+    response: ServerResponse,
+    caller: GatewayCaller,
+    body: unknown,
+  ) {
     const sessions = this.#sessions;
     let session: Session | undefined;
     const transport = new NodeStreamableHTTPServerTransport({

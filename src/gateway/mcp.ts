@@ -83,7 +83,10 @@ export class McpGateway {
           ? undefined
           : (progress: { progress: number; total?: number; message?: string }) =>
               void context.mcpReq
-                .notify({ method: 'notifications/progress', params: { ...progress, progressToken } })
+                .notify({
+                  method: 'notifications/progress',
+                  params: { ...progress, progressToken },
+                })
                 .catch(() => undefined);
       return await this.callTool(caller(), name, args ?? {}, randomUUID(), onProgress);
     });
@@ -126,8 +129,11 @@ export class McpGateway {
   ): Promise<CallToolResult> {
     const started = performance.now();
     const target = await this.#resolveTool(caller, name);
-    const record = (outcome: CallOutcome, detail: Record<string, unknown>, decisionId: string | null) =>
-      this.#record(caller, name, target, args, requestId, started, outcome, detail, decisionId);
+    const record = (
+      outcome: CallOutcome,
+      detail: Record<string, unknown>,
+      decisionId: string | null,
+    ) => this.#record(caller, name, target, args, requestId, started, outcome, detail, decisionId);
 
     // An unknown tool is a tool error, as most servers report it, so a model can correct the
     // name; it is recorded like a denial.
@@ -172,7 +178,11 @@ export class McpGateway {
       )) as CallToolResult;
     } catch (error) {
       const text = redactText(String((error as Error).message ?? error), secretsOf(upstream));
-      await record('upstream_error', { error: text.slice(0, MAX_ERROR_TEXT) }, decision!.decisionId);
+      await record(
+        'upstream_error',
+        { error: text.slice(0, MAX_ERROR_TEXT) },
+        decision!.decisionId,
+      );
       throw new ProtocolError(ProtocolErrorCode.InternalError, `${name} failed upstream: ${text}`);
     }
 
@@ -238,7 +248,12 @@ export class McpGateway {
       resource: target ? toolResource(target.connection.id, target.tool) : null,
       connection: connection?.id ?? null,
       decision: outcome === 'denied' || outcome === 'unknown_tool' ? 'deny' : 'allow',
-      reason: typeof detail.reason === 'string' ? detail.reason : outcome === 'unknown_tool' ? 'unknown_tool' : 'granted',
+      reason:
+        typeof detail.reason === 'string'
+          ? detail.reason
+          : outcome === 'unknown_tool'
+            ? 'unknown_tool'
+            : 'granted',
       decision_id: decisionId,
       request_id: requestId,
       detail: {

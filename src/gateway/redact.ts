@@ -3,13 +3,16 @@ import { createHash } from 'node:crypto';
 
 import { canonicalizeJson } from '../audit/canonical.js';
 
-const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie/i;
+const SECRET_KEY =
+  /pass(word)?|secret|token|api[-_]?key|authorization|credential|private[-_]?key|cookie/i;
 
 export const REDACTED = '[REDACTED]';
 
 /** Hex SHA-256 of the canonical JSON (RFC 8785) of tool call arguments. */
 export function hashArguments(args: unknown): string {
-  return createHash('sha256').update(canonicalizeJson(args ?? {})).digest('hex');
+  return createHash('sha256')
+    .update(canonicalizeJson(args ?? {}))
+    .digest('hex');
 }
 
 /**

@@ -36,7 +36,9 @@ export interface UpstreamPoolOptions {
 
 /** Whether a connection is an MCP server the gateway can reach. */
 export function isMcpConnection(connection: Connection): boolean {
-  return connection.kind === 'mcp' && (connection.command !== undefined || connection.url !== undefined);
+  return (
+    connection.kind === 'mcp' && (connection.command !== undefined || connection.url !== undefined)
+  );
 }
 
 /**
@@ -88,7 +90,8 @@ export class UpstreamPool {
         listChanged: {
           tools: {
             onChanged: (error, tools) => {
-              if (error) logger.warn({ err: error, connection: connection.id }, 'tool refresh failed');
+              if (error)
+                logger.warn({ err: error, connection: connection.id }, 'tool refresh failed');
               else if (tools) void this.#replaceTools(workspace, connection, compartment, tools);
             },
           },
@@ -103,7 +106,12 @@ export class UpstreamPool {
     await client.connect(transport, { timeout: connection.timeout_ms });
     const { tools } = await client.listTools(undefined, { timeout: connection.timeout_ms });
     logger.info(
-      { workspace, connection: connection.id, compartment: compartment || null, tools: tools.length },
+      {
+        workspace,
+        connection: connection.id,
+        compartment: compartment || null,
+        tools: tools.length,
+      },
       'upstream MCP server connected',
     );
     return { client, tools, secret };
@@ -131,7 +139,10 @@ export class UpstreamPool {
     const transport = new StdioClientTransport({ command: command!, args, env, stderr: 'pipe' });
     const logger = this.#options.logger;
     transport.stderr?.on('data', (chunk: Buffer) => {
-      logger.debug({ connection: connection.id, stderr: chunk.toString('utf8', 0, 2048) }, 'upstream stderr');
+      logger.debug(
+        { connection: connection.id, stderr: chunk.toString('utf8', 0, 2048) },
+        'upstream stderr',
+      );
     });
     return transport;
   }
@@ -142,7 +153,12 @@ export class UpstreamPool {
     return join(this.#options.compartmentDir, digest.slice(0, 32));
   }
 
-  async #replaceTools(workspace: string, connection: Connection, compartment: string, tools: Tool[]) {
+  async #replaceTools(
+    workspace: string,
+    connection: Connection,
+    compartment: string,
+    tools: Tool[],
+  ) {
     const key = `${workspace}\u0000${connection.id}\u0000${compartment}`;
     const upstream = await this.#upstreams.get(key)?.catch(() => undefined);
     if (upstream) upstream.tools = tools;

@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 
 import { InvalidId, parseResource } from './ids.js';
+import { checkGatewayKeys } from './validate-gateway.js';
 import { compileActionPattern, compileResourcePattern, PatternError } from './patterns.js';
 import { type Policy, policySchema, SECRET_REFERENCE } from './policy.js';
 
@@ -389,6 +390,9 @@ function checkConnections(policy: Policy, caseInsensitive: Set<string>, list: Is
         );
       }
     });
+    checkGatewayKeys(connection, at, caseInsensitive, (path, message, fix) =>
+      list.add(path, message, fix),
+    );
     connection.resources.forEach((resource, resourceIndex) => {
       const parsed = parseResource(resource, caseInsensitive);
       if (parsed instanceof InvalidId) {

@@ -136,7 +136,10 @@ export async function resolveDestination(
 export async function checkUpstreamUrl(connection: Connection): Promise<URL> {
   const url = new URL(connection.url!);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new DestinationError('host_not_allowed', `connection ${connection.id}: url must be http or https`);
+    throw new DestinationError(
+      'host_not_allowed',
+      `connection ${connection.id}: url must be http or https`,
+    );
   }
   if (connection.hosts.length > 0 && !isHostAllowed(connection, url)) {
     throw new DestinationError(

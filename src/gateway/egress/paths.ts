@@ -80,8 +80,9 @@ export function matchRoute(
     if (!route.methods.some((entry) => entry === '*' || entry.toUpperCase() === method)) continue;
     const captures = matchPattern(normalisePath(route.path).segments, path.segments);
     if (captures === null) continue;
-    const resource = route.resource.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) =>
-      captures.get(name) ?? '',
+    const resource = route.resource.replace(
+      /\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+      (_, name: string) => captures.get(name) ?? '',
     );
     return { route, resource };
   }

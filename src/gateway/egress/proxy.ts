@@ -98,7 +98,11 @@ export class EgressProxy {
   }
 
   /** Serves `/proxy/<connection>/<path>`; `rest` is the request target after `/proxy/`. */
-  async handleRoute(request: IncomingMessage, response: ServerResponse, rest: string): Promise<void> {
+  async handleRoute(
+    request: IncomingMessage,
+    response: ServerResponse,
+    rest: string,
+  ): Promise<void> {
     const exchange = newExchange(request);
     try {
       const caller = await this.#authenticate(request.headers.authorization, false);
@@ -132,7 +136,11 @@ export class EgressProxy {
       const caller = await this.#authenticate(request.headers['proxy-authorization'], true);
       exchange.caller = caller;
       if (request.method === 'CONNECT') {
-        throw new Refusal(405, 'method_not_allowed', 'CONNECT is not supported; call https APIs through /proxy/<connection>/');
+        throw new Refusal(
+          405,
+          'method_not_allowed',
+          'CONNECT is not supported; call https APIs through /proxy/<connection>/',
+        );
       }
       const raw = request.url ?? '';
       const url = parseAbsoluteTarget(raw);
@@ -195,18 +203,34 @@ export class EgressProxy {
     checkMethod(connection, method);
     const prefixes = connection.path_prefixes.map(normalisePath);
     if (!prefixes.some((prefix) => isUnderPrefix(path, prefix))) {
-      throw new Refusal(403, 'path_not_allowed', `${path.path} is not under the paths of connection ${connection.id}`);
+      throw new Refusal(
+        403,
+        'path_not_allowed',
+        `${path.path} is not under the paths of connection ${connection.id}`,
+      );
     }
     if (!isHostAllowed(connection, url)) {
-      throw new Refusal(403, 'host_not_allowed', `${hostKey(url)} is not a host of connection ${connection.id}`);
+      throw new Refusal(
+        403,
+        'host_not_allowed',
+        `${hostKey(url)} is not a host of connection ${connection.id}`,
+      );
     }
     if (!isHttpScheme(connection)) {
-      throw new Refusal(403, 'credential_unavailable', `the credential of connection ${connection.id} cannot be sent over HTTP`);
+      throw new Refusal(
+        403,
+        'credential_unavailable',
+        `the credential of connection ${connection.id} cannot be sent over HTTP`,
+      );
     }
 
     const route = matchRoute(connection.routes, method, path);
     if (route === null) {
-      throw new Refusal(403, 'no_matching_route', `no route of connection ${connection.id} matches ${method} ${path.path}`);
+      throw new Refusal(
+        403,
+        'no_matching_route',
+        `no route of connection ${connection.id} matches ${method} ${path.path}`,
+      );
     }
     exchange.action = route.route.action;
     exchange.resource = route.resource;
@@ -258,8 +282,15 @@ export class EgressProxy {
       const { deputy, env } = this.#options;
       return await resolveCredential(caller.workspace, connection, deputy.secrets, env);
     } catch (error) {
-      this.#options.deputy.logger.error({ err: error, connection: connection.id }, 'credential unavailable');
-      throw new Refusal(502, 'credential_unavailable', `the credential of connection ${connection.id} is unavailable`);
+      this.#options.deputy.logger.error(
+        { err: error, connection: connection.id },
+        'credential unavailable',
+      );
+      throw new Refusal(
+        502,
+        'credential_unavailable',
+        `the credential of connection ${connection.id} is unavailable`,
+      );
     }
   }
 
@@ -283,7 +314,12 @@ export class EgressProxy {
     if (exchange.method !== 'GET' && exchange.method !== 'HEAD') {
       body = await readBody(request, this.#options.maxBodyBytes ?? 1_048_576);
       try {
-        body = injectBodyCredential(connection, secret, request.headers['content-type'] ?? '', body);
+        body = injectBodyCredential(
+          connection,
+          secret,
+          request.headers['content-type'] ?? '',
+          body,
+        );
       } catch (error) {
         throw new Refusal(400, 'invalid_request', (error as Error).message);
       }
@@ -306,12 +342,17 @@ export class EgressProxy {
         throw new Refusal(504, 'upstream_timeout', `connection ${connection.id} timed out`);
       }
       if (error instanceof DestinationError) throw error;
-      throw new Refusal(502, 'upstream_error', `connection ${connection.id} failed (${code ?? 'error'})`);
+      throw new Refusal(
+        502,
+        'upstream_error',
+        `connection ${connection.id} failed (${code ?? 'error'})`,
+      );
     }
 
     response.statusCode = upstream.statusCode;
     for (const [name, value] of Object.entries(upstream.headers)) {
-      if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name)) response.setHeader(name, value);
+      if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name))
+        response.setHeader(name, value);
     }
     response.setHeader('x-request-id', exchange.requestId);
     for await (const chunk of upstream.body) response.write(chunk);
@@ -334,7 +375,8 @@ export class EgressProxy {
         lookup: (hostname, options, callback) => {
           resolveDestination(connection, hostname).then(
             ({ address, family }) => {
-              if ((options as { all?: boolean }).all) callback(null, [{ address, family }] as never);
+              if ((options as { all?: boolean }).all)
+                callback(null, [{ address, family }] as never);
               else callback(null, address, family);
             },
             (error: Error) => callback(error as NodeJS.ErrnoException, '', 4),
@@ -353,16 +395,27 @@ export class EgressProxy {
       const header = status === 407 ? 'proxy-authenticate' : 'www-authenticate';
       response.statusCode = status;
       response.setHeader(header, error.challenge(this.#options.resourceMetadataUrl));
-      sendJson(response, exchange, { error: error.error ?? 'invalid_token', error_description: error.message });
+      sendJson(response, exchange, {
+        error: error.error ?? 'invalid_token',
+        error_description: error.message,
+      });
       return;
     }
     let refusal: Refusal;
     if (error instanceof Refusal) refusal = error;
-    else if (error instanceof PathError) refusal = new Refusal(400, 'invalid_request', error.message);
+    else if (error instanceof PathError)
+      refusal = new Refusal(400, 'invalid_request', error.message);
     else if (error instanceof DestinationError) {
-      refusal = new Refusal(error.reason === 'host_not_found' ? 502 : 403, error.reason, error.message);
+      refusal = new Refusal(
+        error.reason === 'host_not_found' ? 502 : 403,
+        error.reason,
+        error.message,
+      );
     } else {
-      this.#options.deputy.logger.error({ err: error, requestId: exchange.requestId }, 'egress request failed');
+      this.#options.deputy.logger.error(
+        { err: error, requestId: exchange.requestId },
+        'egress request failed',
+      );
       refusal = new Refusal(502, 'upstream_error', 'the request failed; see the server log');
     }
 
@@ -376,7 +429,10 @@ export class EgressProxy {
       try {
         await this.#record(exchange, 'deny', refusal.reason, refusal.decisionId, null);
       } catch (auditError) {
-        this.#options.deputy.logger.error({ err: auditError, requestId: exchange.requestId }, 'audit write failed');
+        this.#options.deputy.logger.error(
+          { err: auditError, requestId: exchange.requestId },
+          'audit write failed',
+        );
       }
     }
   }
@@ -442,10 +498,18 @@ function newExchange(request: IncomingMessage): Exchange {
 
 function checkMethod(connection: Connection, method: string): void {
   if (connection.read_only && !SAFE_METHODS.has(method)) {
-    throw new Refusal(405, 'method_not_allowed', `connection ${connection.id} is read-only; ${method} is not allowed`);
+    throw new Refusal(
+      405,
+      'method_not_allowed',
+      `connection ${connection.id} is read-only; ${method} is not allowed`,
+    );
   }
   if (connection.methods && !connection.methods.some((entry) => entry.toUpperCase() === method)) {
-    throw new Refusal(405, 'method_not_allowed', `${method} is not allowed on connection ${connection.id}`);
+    throw new Refusal(
+      405,
+      'method_not_allowed',
+      `${method} is not allowed on connection ${connection.id}`,
+    );
   }
 }
 
@@ -472,7 +536,11 @@ function joinPath(base: string, relative: string): string {
 /** Parses an absolute-form request target (RFC 9112, section 3.2.2) of a plain HTTP request. */
 function parseAbsoluteTarget(raw: string): URL {
   if (/[\r\n\0\\]/.test(raw) || !/^http:\/\//i.test(raw)) {
-    throw new Refusal(400, 'invalid_request', 'the forward proxy takes absolute http:// targets only');
+    throw new Refusal(
+      400,
+      'invalid_request',
+      'the forward proxy takes absolute http:// targets only',
+    );
   }
   let url: URL;
   try {
@@ -483,7 +551,11 @@ function parseAbsoluteTarget(raw: string): URL {
   // A user name in the target (http://api.example.com@evil.example/) names another host to
   // some parsers; it is rejected rather than interpreted.
   if (url.username !== '' || url.password !== '' || /^http:\/\/[^/?#]*@/i.test(raw)) {
-    throw new Refusal(400, 'invalid_request', 'the request target must not contain user information');
+    throw new Refusal(
+      400,
+      'invalid_request',
+      'the request target must not contain user information',
+    );
   }
   return url;
 }
@@ -506,7 +578,8 @@ async function readBody(request: IncomingMessage, limit: number): Promise<Buffer
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new Refusal(413, 'invalid_request', `the request body exceeds ${limit} bytes`);
+    if (size > limit)
+      throw new Refusal(413, 'invalid_request', `the request body exceeds ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
