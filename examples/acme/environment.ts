@@ -4,6 +4,7 @@
  * `npm start`, `npm run demo` and the end-to-end tests all start it through here.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +22,11 @@ import type { Policy } from '../../src/model/policy.js';
 import { type CrmService, startCrm } from './crm.js';
 import { setUpWarehouse, type WarehouseSetup } from './warehouse.js';
 
-/** The repository root: policy paths such as `node_modules/…` are relative to it. */
-export const REPOSITORY_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+/**
+ * The repository root: policy paths such as `node_modules/…` are relative to it. This module
+ * runs from examples/acme in tests and from dist/examples/acme when built.
+ */
+export const REPOSITORY_ROOT = findRoot(dirname(fileURLToPath(import.meta.url)));
 export const POLICY_FILE = join(REPOSITORY_ROOT, 'examples/acme/deputy.yaml');
 
 export interface AcmeOptions {
@@ -68,7 +72,6 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
 
   const env: Record<string, string | undefined> = {
     ...process.env,
-    ACME_CRM_API_KEY: crmKey,
     ACME_WAREHOUSE_PASSWORD: warehouse.ok ? warehouse.password : undefined,
   };
   const deputy = await Deputy.open({
@@ -80,6 +83,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
 
   try {
     const policy = await applyExample(deputy, crm, logger, options.filesDir);
+    await deputy.secrets.put('acme', 'crm', crmKey);
     const port = options.port === 0 ? await freePort() : (options.port ?? 7420);
     const url = `http://127.0.0.1:${port}`;
     const app = await buildServer({
@@ -164,6 +168,15 @@ async function startSharedUpstreams(gateway: Gateway, policy: Policy, logger: Lo
         }),
       ),
   );
+}
+
+function findRoot(start: string): string {
+  for (let directory = start; ; directory = dirname(directory)) {
+    if (existsSync(join(directory, 'package.json')) && existsSync(join(directory, 'examples'))) {
+      return directory;
+    }
+    if (dirname(directory) === directory) throw new Error(`no repository root above ${start}`);
+  }
 }
 
 async function freePort(): Promise<number> {

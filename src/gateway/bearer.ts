@@ -29,14 +29,14 @@ export interface GatewayCaller {
 
 /** A failed authentication: the status, the RFC 6750 error code and the challenge to send. */
 export class BearerError extends Error {
-  /** 401, 403, or 407 when a forward proxy asks for Proxy-Authorization. */
-  readonly status: 401 | 403 | 407;
+  /** 400, 401, 403, or 407 when a forward proxy asks for Proxy-Authorization. */
+  readonly status: 400 | 401 | 403 | 407;
   /** `invalid_token`, `insufficient_scope`, or null when no credentials were sent. */
   readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | null;
   readonly scope: string | undefined;
 
   constructor(
-    status: 401 | 403 | 407,
+    status: 400 | 401 | 403 | 407,
     error: BearerError['error'],
     message: string,
     scope?: string,
@@ -61,8 +61,8 @@ export class BearerError extends Error {
 
 /**
  * Authenticates the `Authorization` header of a gateway request and requires `scope`.
- * Throws a BearerError: 401 for a missing, malformed, invalid, expired, revoked or foreign
- * token, 403 for a valid token without the scope. Messages never contain the token.
+ * Throws a BearerError: 400 for a malformed header, 401 for a missing, invalid, expired,
+ * revoked or foreign token, 403 for a valid token without the scope. Messages never contain the token.
  */
 export async function authenticateBearer(
   context: OAuthContext,
@@ -75,8 +75,9 @@ export async function authenticateBearer(
   }
   const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization);
   if (!match) {
+    // RFC 6750, section 3.1: a malformed request is 400 invalid_request.
     throw new BearerError(
-      401,
+      400,
       'invalid_request',
       'the Authorization header must be Bearer <token>',
     );

@@ -131,13 +131,14 @@ export class Gateway {
     await this.#mcp.handle(request, response, caller);
   }
 
-  /** Protected resource metadata (RFC 9728, section 3), at the root and the path-aware URL. */
+  /**
+   * Protected resource metadata (RFC 9728, section 3). Its URL inserts the well-known path
+   * before the resource's path, and the document must name that resource, so it is served at
+   * `/.well-known/oauth-protected-resource/mcp` only.
+   */
   #metadata(request: IncomingMessage, response: ServerResponse): void {
     const path = (request.url ?? '').split('?', 1)[0];
-    if (
-      request.method !== 'GET' ||
-      (path !== METADATA_PATH && path !== `${METADATA_PATH}${MCP_PATH}`)
-    ) {
+    if (request.method !== 'GET' || path !== `${METADATA_PATH}${MCP_PATH}`) {
       writeJson(response, 404, {
         error: 'not_found',
         error_description: `no route for ${request.method} ${path}`,

@@ -76,7 +76,7 @@ export class McpTransport {
     const body =
       request.method === 'POST' ? await readJson(request, this.#options.maxBodyBytes) : undefined;
     if (body instanceof BodyError)
-      return writeRpcError(response, body.status, -32700, body.message);
+      return writeRpcError(response, body.status, body.code, body.message);
 
     // Only 2025-11-25 requests carry a session id, so they skip the full classification.
     const legacy =
@@ -192,6 +192,7 @@ function authInfo(caller: GatewayCaller) {
 class BodyError {
   constructor(
     readonly status: number,
+    readonly code: number,
     readonly message: string,
   ) {}
 }
@@ -201,13 +202,13 @@ async function readJson(request: IncomingMessage, limit = 4_194_304): Promise<un
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > limit) return new BodyError(413, `the request body exceeds ${limit} bytes`);
+    if (size > limit) return new BodyError(413, -32600, `the request body exceeds ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    return new BodyError(400, 'Parse error: the body is not valid JSON');
+    return new BodyError(400, -32700, 'Parse error: the body is not valid JSON');
   }
 }
 

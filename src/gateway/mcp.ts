@@ -169,12 +169,14 @@ export class McpGateway {
     const { upstream, connection, tool } = target;
     let result: CallToolResult;
     try {
-      result = (await upstream.client.callTool(
-        { name: tool, arguments: args },
-        {
-          timeout: connection.timeout_ms,
-          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
-        },
+      result = (await upstream.limit(() =>
+        upstream.client.callTool(
+          { name: tool, arguments: args },
+          {
+            timeout: connection.timeout_ms,
+            ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
+          },
+        ),
       )) as CallToolResult;
     } catch (error) {
       const text = redactText(String((error as Error).message ?? error), secretsOf(upstream));

@@ -23,6 +23,8 @@ export interface Upstream {
   tools: Tool[];
   /** The injected secret, kept only so upstream error text can be redacted before it is stored. */
   readonly secret: string | null;
+  /** Runs `call` when the connection's `max_concurrent_calls` allows, in arrival order. */
+  readonly limit: <T>(call: () => Promise<T>) => Promise<T>;
 }
 
 export interface UpstreamPoolOptions {
@@ -114,7 +116,7 @@ export class UpstreamPool {
       },
       'upstream MCP server connected',
     );
-    return { client, tools, secret };
+    return { client, tools, secret, limit: concurrencyLimit(connection.max_concurrent_calls) };
   }
 
   async #stdioTransport(
@@ -180,6 +182,23 @@ export class UpstreamPool {
     this.#upstreams.clear();
     await Promise.all(entries.map(closeQuietly));
   }
+}
+
+/** A first-in, first-out limit on calls in flight; no limit when `max` is undefined. */
+function concurrencyLimit(max: number | undefined): Upstream['limit'] {
+  if (max === undefined) return (call) => call();
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (call) => {
+    if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await call();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
 }
 
 type TaggedPromise = Promise<Upstream> & { fingerprint?: string };

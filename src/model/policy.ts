@@ -61,7 +61,9 @@ export const credentialSchema = z.strictObject({
    * Presentation of the secret: a bearer token, basic auth, a header, a query or body parameter,
    * a database password, or an environment variable of a stdio MCP server.
    */
-  scheme: z.enum(['bearer', 'basic', 'header', 'query', 'body', 'password', 'env']).default('bearer'),
+  scheme: z
+    .enum(['bearer', 'basic', 'header', 'query', 'body', 'password', 'env'])
+    .default('bearer'),
   /** Header, query or body parameter name, or environment variable name for `env`. */
   name: z.string().optional(),
   /** User name, for `basic` and `password`. */
@@ -118,6 +120,11 @@ export const connectionSchema = z.strictObject({
   routes: z.array(routeSchema).default([]),
   /** Whether tool call arguments are recorded in the audit log (secrets redacted). */
   audit_arguments: z.boolean().default(false),
+  /**
+   * Maximum tool calls in flight per upstream process; unlimited when omitted. Set 1 for
+   * servers that lose concurrent writes, such as a memory server writing one file.
+   */
+  max_concurrent_calls: z.number().int().min(1).max(1000).optional(),
   /** Upstream time limit per call, in milliseconds. @default 30000 */
   timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
 });

@@ -304,7 +304,7 @@ describe('apply and plan', () => {
         '    agent:helper in channel:C03DATA:',
         '      loses  table.read on table:analytics/public/** via warehouse ' +
           '[channel:C03DATA/analytics]',
-        '      loses  tool.call on tool:sql/query [channel:C03DATA/analytics]',
+        '      loses  tool.call on tool:warehouse/query [channel:C03DATA/analytics]',
         '',
       ].join('\n'),
     );

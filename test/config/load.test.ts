@@ -49,6 +49,7 @@ describe('example workspace', () => {
     expect(policy.guardrails.map((rule) => rule.id)).toEqual([
       'no-secrets-repo',
       'no-payroll',
+      'no-memory-deletes',
       'no-crm-writes-in-public',
     ]);
   });

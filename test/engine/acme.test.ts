@@ -499,11 +499,11 @@ const rows: Row[] = [
   },
   {
     name: 'tool grant',
-    request: { action: 'tool.call', resource: 'tool:search/web' },
+    request: { action: 'tool.call', resource: 'tool:files/read_text_file' },
     expected: outcome(
       'granted',
       HELPER,
-      grantOf('workspace/baseline', 'baseline#tool:search/web', null),
+      grantOf('workspace/baseline', 'baseline#tool:files/read_text_file', null),
     ),
   },
   {
@@ -804,7 +804,7 @@ const rows: Row[] = [
   },
   {
     name: 'no inherited tools in random',
-    request: { channel: 'C07RANDOM', action: 'tool.call', resource: 'tool:search/web' },
+    request: { channel: 'C07RANDOM', action: 'tool.call', resource: 'tool:files/read_text_file' },
     expected: outcome('no_matching_grant', HELPER),
   },
 

@@ -112,7 +112,7 @@ describe('acme search results', () => {
     expect(resources).toContain('memory:workspace');
     expect(resources).toContain('memory:C04LEGAL');
     expect(resources).toContain('memory:dm:U01ALICE');
-    expect(resources).toContain('tool:search/web');
+    expect(resources).toContain('tool:files/read_text_file');
     expect(resources).toContain('host:docs.acme.example');
   });
 
@@ -167,8 +167,9 @@ describe('acme search results', () => {
     );
 
     expect(found.map((decision) => decision.resource)).toEqual([
-      'tool:calendar/read',
-      'tool:search/web',
+      'tool:files/list_directory',
+      'tool:files/read_text_file',
+      'tool:files/search_files',
     ]);
   });
 

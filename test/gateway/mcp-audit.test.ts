@@ -1,13 +1,13 @@
 /**
- * What the gateway records: one `tool.call` event per call, linked to its decision, with no
- * secret in any event or response; and the same under 20 calls in flight at once.
+ * What the gateway records: one `tool.call` event per call, linked to its decision. No event
+ * or response contains a secret, and 20 calls in flight at once are recorded like single ones.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { verifyAudit } from '../../dist/src/audit/verify.js';
+import { verifyAudit } from '../../src/audit/verify.js';
 import {
   auditEventsAfter,
   CHAIN_FIELDS,
@@ -18,6 +18,7 @@ import {
   startGatewayEnvironment,
   textOf,
   tokenFor,
+  waitForAuditEvents,
 } from './support.js';
 
 let environment: GatewayTestEnvironment;
@@ -38,9 +39,7 @@ afterAll(async () => {
  * the RFC 8785 canonical form that the gateway hashes.
  */
 function pathArgumentsHash(path: string): string {
-  return createHash('sha256')
-    .update(JSON.stringify({ path }))
-    .digest('hex');
+  return createHash('sha256').update(JSON.stringify({ path })).digest('hex');
 }
 
 describe('tool.call event', () => {
@@ -50,7 +49,7 @@ describe('tool.call event', () => {
 
     await client.callTool({ name: 'files__read_text_file', arguments: { path: handbook } });
 
-    const events = await auditEventsAfter(environment, after);
+    const events = await waitForAuditEvents(environment, after, 2);
     expect(events.map((event) => event.type)).toEqual(['decision', 'tool.call']);
     const [decision, call] = events;
     expect(decision).toEqual({
@@ -109,7 +108,7 @@ describe('tool.call event', () => {
       client.callTool({ name: 'memory__delete_entities', arguments: { entityNames: ['x'] } }),
     );
 
-    const events = await auditEventsAfter(environment, after);
+    const events = await waitForAuditEvents(environment, after, 2);
     expect(events.map((event) => event.type)).toEqual(['decision', 'tool.call']);
     const [decision, call] = events;
     expect(decision!.detail).toEqual({ guardrail: 'no-memory-deletes' });
@@ -134,7 +133,7 @@ describe('tool.call event', () => {
 
     await client.callTool({ name: 'files__no_such_tool', arguments: { path: handbook } });
 
-    const events = await auditEventsAfter(environment, after);
+    const events = await waitForAuditEvents(environment, after, 1);
     expect(events).toEqual([
       {
         ...CHAIN_FIELDS,
@@ -167,6 +166,7 @@ describe('tool.call event', () => {
 
 describe('secrets', () => {
   it('appear in no event or response', async () => {
+    const after = await lastAuditSeq(environment);
     // Every response body is recorded except the standalone SSE streams (GET /mcp), which stay
     // open until the client closes and carry no tool results.
     const responses: Promise<string>[] = [];
@@ -209,6 +209,8 @@ describe('secrets', () => {
 
     const secrets: string[] = ['PGPASSWORD=', environment.credentials.clientSecret, crmKey];
     if (environment.acme.warehouse.ok) secrets.push(environment.acme.warehouse.password);
+    const calls = environment.acme.warehouse.ok ? 4 : 2;
+    await waitForAuditEvents(environment, after, calls, 'tool.call');
     const events = JSON.stringify(await auditEventsAfter(environment));
     const bodies = await Promise.all(responses);
     expect(crmKey).toMatch(/^[A-Za-z0-9_-]{24}$/);
@@ -237,7 +239,7 @@ describe('20 calls in flight', () => {
         expect(result.isError).toBeUndefined();
         expect(textOf(result)).toMatch(/^# Acme handbook\n/);
       }
-      const events = await auditEventsAfter(environment, after);
+      const events = await waitForAuditEvents(environment, after, 20, 'tool.call');
       const calls = events.filter((event) => event.type === 'tool.call');
       const decisions = events.filter((event) => event.type === 'decision');
       expect(events).toHaveLength(40);

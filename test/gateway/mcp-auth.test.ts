@@ -37,8 +37,8 @@ const INITIALIZE = {
   },
 };
 
-/** Posts an initialize request to /mcp with the given extra headers. */
-async function postInitialize(headers: Record<string, string>) {
+/** Posts a JSON-RPC message to /mcp with the given extra headers. */
+async function postMcp(headers: Record<string, string>, message: unknown) {
   const response = await fetch(`${issuer}/mcp`, {
     method: 'POST',
     headers: {
@@ -46,26 +46,31 @@ async function postInitialize(headers: Record<string, string>) {
       accept: 'application/json, text/event-stream',
       ...headers,
     },
-    body: JSON.stringify(INITIALIZE),
+    body: JSON.stringify(message),
   });
   const text = await response.text();
   return {
     status: response.status,
     challenge: response.headers.get('www-authenticate'),
+    session: response.headers.get('mcp-session-id'),
     text,
   };
 }
 
-async function gatewayTokenWithScope(scope: string): Promise<string> {
-  const identity = await identityToken(environment, { channel: 'C02ENG', invoker: 'U01ALICE' });
+async function postInitialize(headers: Record<string, string>) {
+  return await postMcp(headers, INITIALIZE);
+}
+
+async function gatewayTokenWithScope(
+  scope: string,
+  placement: Record<string, string> = { channel: 'C02ENG', invoker: 'U01ALICE' },
+): Promise<string> {
+  const identity = await identityToken(environment, placement);
   return await exchangedToken(environment, identity, `${issuer}/mcp`, scope);
 }
 
 describe('protected resource metadata', () => {
-  for (const path of [
-    '/.well-known/oauth-protected-resource',
-    '/.well-known/oauth-protected-resource/mcp',
-  ]) {
+  for (const path of ['/.well-known/oauth-protected-resource/mcp']) {
     it(`is served at ${path}`, async () => {
       const response = await fetch(`${issuer}${path}`);
 
@@ -80,6 +85,12 @@ describe('protected resource metadata', () => {
       });
     });
   }
+
+  it('is not served at the root, which would name another resource', async () => {
+    const response = await fetch(`${issuer}/.well-known/oauth-protected-resource`);
+
+    expect(response.status).toBe(404);
+  });
 
   it('rejects another path under it', async () => {
     const response = await fetch(`${issuer}/.well-known/oauth-protected-resource/proxy`);
@@ -195,5 +206,59 @@ describe('MCP endpoint Origin check', () => {
     const reply = await postInitialize({ authorization: `Bearer ${token}`, origin: issuer });
 
     expect(reply.status).toBe(200);
+  });
+});
+
+describe('2025-11-25 session', () => {
+  const legal = { channel: 'C04LEGAL', invoker: 'U03CAROL' };
+  const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+
+  async function openSession(token: string): Promise<string> {
+    const opened = await postInitialize({ authorization: `Bearer ${token}` });
+    expect(opened.status).toBe(200);
+    expect(opened.session).toMatch(/^[0-9a-f-]{36}$/);
+    return opened.session!;
+  }
+
+  function inSession(token: string, session: string) {
+    return {
+      authorization: `Bearer ${token}`,
+      'mcp-session-id': session,
+      'mcp-protocol-version': '2025-11-25',
+    };
+  }
+
+  it('continues with a new token of its identity', async () => {
+    const session = await openSession(await gatewayTokenWithScope('mcp', legal));
+    const renewed = await gatewayTokenWithScope('mcp', legal);
+
+    const reply = await postMcp(inSession(renewed, session), toolsList);
+
+    expect(reply.status).toBe(200);
+    expect(reply.text).toContain('"files__read_text_file"');
+  });
+
+  it("is not found for another identity's token", async () => {
+    const session = await openSession(await gatewayTokenWithScope('mcp', legal));
+    const general = await gatewayTokenWithScope('mcp', { channel: 'C01GENERAL' });
+
+    const reply = await postMcp(inSession(general, session), toolsList);
+
+    expect(reply.status).toBe(404);
+    expect(JSON.parse(reply.text)).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32001, message: 'Session not found' },
+    });
+  });
+
+  it('is not found for another invoker', async () => {
+    const engineering = { channel: 'C02ENG', invoker: 'U01ALICE' };
+    const session = await openSession(await gatewayTokenWithScope('mcp', engineering));
+    const bob = await gatewayTokenWithScope('mcp', { channel: 'C02ENG', invoker: 'U02BOB' });
+
+    const reply = await postMcp(inSession(bob, session), toolsList);
+
+    expect(reply.status).toBe(404);
   });
 });

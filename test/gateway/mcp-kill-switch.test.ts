@@ -60,7 +60,10 @@ describe.each([
 ])('connected $revision client', ({ client }) => {
   it('fails tools/call with HTTP 401', async () => {
     const error = await rejectionOf(
-      client().callTool({ name: 'files__list_directory', arguments: { path: environment.filesDir } }),
+      client().callTool({
+        name: 'files__list_directory',
+        arguments: { path: environment.filesDir },
+      }),
     );
 
     expect(error).toBeInstanceOf(SdkHttpError);
@@ -84,7 +87,9 @@ describe.each([
 
 describe('after the disable', () => {
   it('rejects a new token request', async () => {
-    const error = await rejectionOf(tokenFor(environment, { channel: 'C02ENG', invoker: 'U01ALICE' }));
+    const error = await rejectionOf(
+      tokenFor(environment, { channel: 'C02ENG', invoker: 'U01ALICE' }),
+    );
 
     expect(error).toBeInstanceOf(TokenRequestError);
     expect(error.status).toBe(400);

@@ -37,7 +37,11 @@ const FILES_TOOLS = [
 ].map((tool) => `files__${tool}`);
 
 /** The files tools of the baseline bundle, in the order the filesystem server lists them. */
-const BASELINE_FILES_TOOLS = ['files__read_text_file', 'files__list_directory', 'files__search_files'];
+const BASELINE_FILES_TOOLS = [
+  'files__read_text_file',
+  'files__list_directory',
+  'files__search_files',
+];
 
 /** The memory server's tools without the delete_* ones that guardrail no-memory-deletes forbids. */
 const MEMORY_TOOLS = [
@@ -186,7 +190,7 @@ describe('tools/call decisions', () => {
     expect(await entityNames(client)).toContain('guardrail-kept');
   });
 
-  // An unknown tool is a tool error, so a model can correct the name (MCP conformance suite).
+  // The gateway reports an unknown tool as a tool error, so a model can correct the name.
   it('reports an unknown tool as a tool error', async () => {
     const client = await connect(environment, { channel: 'C02ENG', invoker: 'U01ALICE' });
 

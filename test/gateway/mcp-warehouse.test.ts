@@ -1,15 +1,16 @@
 /**
  * SQL through the warehouse connection: server-postgres on the local PostgreSQL, logged in as
- * the agent's read-only role. Deputy decides the tool call, and the database role decides what
- * the SQL may touch, so statements that escape the server's read-only transaction still fail.
- * The tests skip when PostgreSQL at 127.0.0.1:5432 is not reachable.
+ * the agent's read-only role. Deputy decides the tool call and the database role decides what
+ * the SQL may touch. Statements that escape the server's read-only transaction therefore still
+ * fail. The tests skip when PostgreSQL at 127.0.0.1:5432 is not reachable.
  */
+import { createHash } from 'node:crypto';
+
 import type { Client } from '@modelcontextprotocol/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 
 import {
-  auditEventsAfter,
   CHAIN_FIELDS,
   connect,
   DENIED,
@@ -19,6 +20,7 @@ import {
   rejectionOf,
   startGatewayEnvironment,
   textOf,
+  waitForAuditEvents,
 } from './support.js';
 
 const WAREHOUSE_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/acme_warehouse';
@@ -69,7 +71,9 @@ describe('warehouse__query in C03DATA', () => {
     const sql = 'COMMIT; CREATE TABLE smuggled (id int)';
     const after = await lastAuditSeq(environment);
 
-    const error = await rejectionOf(data.callTool({ name: 'warehouse__query', arguments: { sql } }));
+    const error = await rejectionOf(
+      data.callTool({ name: 'warehouse__query', arguments: { sql } }),
+    );
 
     expect(error.code).toBe(INTERNAL_ERROR);
     expect(error.message).toBe(
@@ -79,7 +83,7 @@ describe('warehouse__query in C03DATA', () => {
       { smuggled: null },
     ]);
 
-    const events = await auditEventsAfter(environment, after);
+    const events = await waitForAuditEvents(environment, after, 2);
     expect(events.map((event) => event.type)).toEqual(['decision', 'tool.call']);
     expect(events[1]).toEqual({
       ...CHAIN_FIELDS,
@@ -102,7 +106,8 @@ describe('warehouse__query in C03DATA', () => {
       detail: {
         tool: 'warehouse__query',
         outcome: 'upstream_error',
-        arguments_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+        // JSON.stringify of a one-member object is its RFC 8785 canonical form.
+        arguments_sha256: createHash('sha256').update(JSON.stringify({ sql })).digest('hex'),
         arguments: { sql },
         latency_ms: expect.any(Number),
         error: 'permission denied for schema public',

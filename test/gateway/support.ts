@@ -2,11 +2,6 @@
  * The acme example environment for the gateway's end-to-end tests: Deputy with its gateway on
  * loopback, the real upstream MCP servers, the CRM and the PostgreSQL warehouse, on a fresh
  * data directory and a private copy of the example files.
- *
- * NOTE: the example environment and everything it returns are imported from dist, so run
- * `npm run build` first. Imported from source, `startAcme` fails: environment.ts resolves the
- * repository root three levels above its own directory, which is right for
- * dist/examples/acme but one level too high for examples/acme.
  */
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
@@ -14,24 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { Client } from '@modelcontextprotocol/client';
-import { decodeJwt } from 'jose';
 import pino from 'pino';
 import { expect } from 'vitest';
 
-import { type AcmeEnvironment, startAcme } from '../../dist/examples/acme/environment.js';
+import { type AcmeEnvironment, startAcme } from '../../examples/acme/environment.js';
 import {
   connectGateway,
   gatewayToken,
   type Placement,
   type RuntimeCredentials,
-} from '../../dist/examples/acme/runtime.js';
-import type { StoredAuditEvent } from '../../dist/src/audit/event.js';
-import { maxSeqOf, readAuditEvents } from '../../dist/src/audit/read.js';
+} from '../../examples/acme/runtime.js';
+import type { StoredAuditEvent } from '../../src/audit/event.js';
+import { maxSeqOf, readAuditEvents } from '../../src/audit/read.js';
 
-export { TokenRequestError } from '../../dist/examples/acme/runtime.js';
-export type { StoredAuditEvent } from '../../dist/src/audit/event.js';
-export type { GatewayCaller } from '../../dist/src/gateway/bearer.js';
-export { compartmentOf } from '../../dist/src/gateway/mcp.js';
+export { TokenRequestError } from '../../examples/acme/runtime.js';
+export type { StoredAuditEvent } from '../../src/audit/event.js';
+export type { GatewayCaller } from '../../src/gateway/bearer.js';
+export { compartmentOf } from '../../src/gateway/mcp.js';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
@@ -159,11 +153,6 @@ export async function exchangedToken(
   return reply.body.access_token as string;
 }
 
-/** The identity (`sub`) a token was issued to. */
-export function subjectOf(token: string): string {
-  return decodeJwt(token).sub!;
-}
-
 /** Awaits `promise` and returns what it rejected with, failing the test when it resolves. */
 export async function rejectionOf(promise: Promise<unknown>): Promise<Record<string, unknown>> {
   try {
@@ -190,12 +179,32 @@ export async function auditEventsAfter(
   }
 }
 
+/**
+ * Reads the audit events after `afterSeq` once at least `count` of them (of `type`, when
+ * given) exist, or after 2 s. The gateway records a successful call's outcome without holding
+ * back its result, so the `tool.call` event can land just after the client has the result.
+ */
+export async function waitForAuditEvents(
+  environment: GatewayTestEnvironment,
+  afterSeq: number,
+  count: number,
+  type?: string,
+): Promise<StoredAuditEvent[]> {
+  const deadline = performance.now() + 2000;
+  for (;;) {
+    const events = await auditEventsAfter(environment, afterSeq);
+    const matching = type === undefined ? events : events.filter((event) => event.type === type);
+    if (matching.length >= count || performance.now() > deadline) return events;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Returns the seq of the newest audit event, 0 when the log is empty. */
 export async function lastAuditSeq(environment: GatewayTestEnvironment): Promise<number> {
   return await maxSeqOf(environment.acme.deputy.database.db, 'audit_events');
 }
 
-/** The text blocks of a tool result, joined. */
+/** Joins the text blocks of a tool result. */
 export function textOf(result: unknown): string {
   const content = (result as { content: Array<{ type: string; text?: string }> }).content;
   return content.map((block) => (block.type === 'text' ? block.text : '')).join('');

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import type { Connection, Policy } from '../../src/model/policy.js';
+import { type Connection, connectionSchema, type Policy } from '../../src/model/policy.js';
 import {
   auditEventsAfter,
   type Harness,
@@ -131,15 +131,15 @@ describe('env: and file: through the API', () => {
     ['env:HOME', 'env-secret'],
   ])('rejects a new connection reading %s', async (secret, workspace) => {
     const policy = storedAcme(workspace);
-    policy.connections.push({
-      id: 'probe',
-      kind: 'http',
-      url: 'https://probe.example',
-      hosts: ['probe.example'],
-      credential: { secret, scheme: 'bearer' },
-      resources: [],
-      actions: [],
-    });
+    policy.connections.push(
+      connectionSchema.parse({
+        id: 'probe',
+        kind: 'http',
+        url: 'https://probe.example',
+        hosts: ['probe.example'],
+        credential: { secret, scheme: 'bearer' },
+      }),
+    );
 
     const response = await send('POST', '/admin/v1/workspaces', { payload: policy });
 
@@ -246,7 +246,8 @@ describe('destination of an env: or file: connection', () => {
     await applyOnHost(workspace);
     const before = await storedPolicy(workspace);
 
-    for (const id of ['github', 'warehouse']) {
+    // warehouse is a stdio MCP server, which has no url to move.
+    for (const id of field === 'url' ? ['github'] : ['github', 'warehouse']) {
       const connection = before.policy.connections.find((entry) => entry.id === id)!;
       const response = await putConnection(workspace, edit(connection));
 
