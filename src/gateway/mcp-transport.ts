@@ -16,7 +16,9 @@ import {
   createMcpHandler,
   isInitializeRequest,
   isLegacyRequest,
+  ProtocolError,
   type Server,
+  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 
@@ -25,8 +27,21 @@ import type { GatewayCaller } from './bearer.js';
 /** Builds the MCP server of one session or request; it reads the caller at call time. */
 export type ServerFactory = (caller: () => GatewayCaller) => Server;
 
+/** Serves a plain `tools/call` directly, without the SDK server; throws a ProtocolError. */
+export type ToolCallHandler = (
+  caller: GatewayCaller,
+  name: string,
+  args: Record<string, unknown>,
+  requestId: string,
+) => Promise<unknown>;
+
 export interface McpTransportOptions {
   createServer: ServerFactory;
+  /**
+   * Serves `tools/call` requests of 2025-11-25 sessions that ask for no progress, answered as
+   * one JSON body. Other requests go through the SDK server.
+   */
+  callTool?: ToolCallHandler;
   logger: Logger;
   /** Milliseconds a 2025-11-25 session may stay unused before it is closed. @default 1800000 */
   sessionIdleMs?: number;
@@ -105,6 +120,13 @@ export class McpTransport {
       }
       session.caller = caller;
       session.lastUsed = Date.now();
+      const call = this.#options.callTool;
+      if (call !== undefined && isPlainToolCall(body) && acceptsPlainJson(request)) {
+        const handle = (name: string, args: Record<string, unknown>) =>
+          call(caller, name, args, randomUUID());
+        await answerToolCall(response, body, handle, this.#options.logger);
+        return;
+      }
       await session.transport.handleRequest(request, response, body);
       return;
     }
@@ -177,6 +199,70 @@ function ownerOf(caller: GatewayCaller): string {
     caller.invoker ?? null,
     caller.thread ?? null,
   ]);
+}
+
+interface PlainToolCall {
+  jsonrpc: '2.0';
+  id: string | number;
+  method: 'tools/call';
+  params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
+}
+
+/** A single `tools/call` request without a progress token, with well-formed params. */
+function isPlainToolCall(body: unknown): body is PlainToolCall {
+  if (!isObject(body) || body.jsonrpc !== '2.0' || body.method !== 'tools/call') return false;
+  if (typeof body.id !== 'string' && typeof body.id !== 'number') return false;
+  const params = body.params;
+  if (!isObject(params) || typeof params.name !== 'string') return false;
+  if (params.arguments !== undefined && !isObject(params.arguments)) return false;
+  if (params._meta !== undefined && (!isObject(params._meta) || 'progressToken' in params._meta)) {
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Whether the request may be answered with one JSON body: it accepts application/json and
+ * names a protocol version the SDK server also accepts. Anything else goes to the SDK
+ * server, which gives the standard errors.
+ */
+function acceptsPlainJson(request: IncomingMessage): boolean {
+  const accept = request.headers.accept ?? '';
+  const version = request.headers['mcp-protocol-version'];
+  return (
+    accept.includes('application/json') &&
+    accept.includes('text/event-stream') &&
+    (version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version as string))
+  );
+}
+
+async function answerToolCall(
+  response: ServerResponse,
+  body: PlainToolCall,
+  call: (name: string, args: Record<string, unknown>) => Promise<unknown>,
+  logger: Logger,
+): Promise<void> {
+  let reply: Record<string, unknown>;
+  try {
+    const result = await call(body.params.name, body.params.arguments ?? {});
+    reply = { jsonrpc: '2.0', id: body.id, result };
+  } catch (error) {
+    let failure: Record<string, unknown> = { code: -32603, message: 'Internal error' };
+    if (error instanceof ProtocolError) {
+      failure = { code: error.code, message: error.message };
+      if (error.data !== undefined) failure.data = error.data;
+    } else {
+      logger.error({ err: error }, 'tool call failed');
+    }
+    reply = { jsonrpc: '2.0', id: body.id, error: failure };
+  }
+  response.statusCode = 200;
+  response.setHeader('content-type', 'application/json');
+  response.end(JSON.stringify(reply));
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function authInfo(caller: GatewayCaller) {

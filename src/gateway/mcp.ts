@@ -13,6 +13,7 @@ import { ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/
 import type { Deputy } from '../deputy.js';
 import type { Connection } from '../model/policy.js';
 import type { GatewayCaller } from './bearer.js';
+import { forwardToolCall, SessionExpiredError } from './http-upstream.js';
 import { McpTransport } from './mcp-transport.js';
 import { hashArguments, redactText, redactValue } from './redact.js';
 import {
@@ -51,6 +52,7 @@ export class McpGateway {
     this.#upstreams = options.upstreams;
     this.#transport = new McpTransport({
       createServer: (caller) => this.#server(caller),
+      callTool: (caller, name, args, requestId) => this.callTool(caller, name, args, requestId),
       logger: options.deputy.logger,
     });
   }
@@ -169,15 +171,7 @@ export class McpGateway {
     const { upstream, connection, tool } = target;
     let result: CallToolResult;
     try {
-      result = (await upstream.limit(() =>
-        upstream.client.callTool(
-          { name: tool, arguments: args },
-          {
-            timeout: connection.timeout_ms,
-            ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
-          },
-        ),
-      )) as CallToolResult;
+      result = await this.#forward(caller, target, args, onProgress);
     } catch (error) {
       const text = redactText(String((error as Error).message ?? error), secretsOf(upstream));
       await record(
@@ -196,6 +190,42 @@ export class McpGateway {
       this.#deputy.logger.error({ err: error, requestId }, 'audit write of a tool outcome failed'),
     );
     return result;
+  }
+
+  /**
+   * Sends a call upstream. Calls to Streamable HTTP upstreams go out directly on the SDK
+   * client's session, unless progress is requested; an expired session is opened again once.
+   */
+  async #forward(
+    caller: GatewayCaller,
+    target: { connection: Connection; tool: string; upstream: Upstream },
+    args: Record<string, unknown>,
+    onProgress:
+      ((progress: { progress: number; total?: number; message?: string }) => void) | undefined,
+  ): Promise<CallToolResult> {
+    const { connection, tool } = target;
+    const viaSdk = (upstream: Upstream) =>
+      upstream.client.callTool(
+        { name: tool, arguments: args },
+        {
+          timeout: connection.timeout_ms,
+          ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
+        },
+      ) as Promise<CallToolResult>;
+
+    const { upstream } = target;
+    if (upstream.http === null || onProgress !== undefined)
+      return await upstream.limit(() => viaSdk(upstream));
+    try {
+      return await upstream.limit(() =>
+        forwardToolCall(upstream.http!, tool, args, connection.timeout_ms),
+      );
+    } catch (error) {
+      if (!(error instanceof SessionExpiredError)) throw error;
+      await upstream.client.close().catch(() => undefined);
+      const reopened = await this.#upstream(caller, connection);
+      return await reopened.limit(() => viaSdk(reopened));
+    }
   }
 
   /** The upstream tool a gateway name refers to, or null when no upstream lists it. */

@@ -16,6 +16,7 @@ import type { Connection } from '../model/policy.js';
 import type { SecretStore } from '../storage/secrets.js';
 import { credentialHeaders } from './credential-injection.js';
 import { checkUpstreamUrl } from './egress/destination.js';
+import type { HttpSession } from './http-upstream.js';
 
 /** A connected upstream MCP server and the tools it currently lists. */
 export interface Upstream {
@@ -23,6 +24,8 @@ export interface Upstream {
   tools: Tool[];
   /** The injected secret, kept only so upstream error text can be redacted before it is stored. */
   readonly secret: string | null;
+  /** The session of a Streamable HTTP upstream, for direct forwarding; null for stdio. */
+  readonly http: HttpSession | null;
   /** Runs `call` when the connection's `max_concurrent_calls` allows, in arrival order. */
   readonly limit: <T>(call: () => Promise<T>) => Promise<T>;
 }
@@ -106,6 +109,15 @@ export class UpstreamPool {
         ? await this.#stdioTransport(workspace, connection, compartment, secret)
         : await httpTransport(connection, secret);
     await client.connect(transport, { timeout: connection.timeout_ms });
+    const http =
+      transport instanceof StreamableHTTPClientTransport
+        ? {
+            url: new URL(connection.url!),
+            sessionId: transport.sessionId,
+            protocolVersion: client.getNegotiatedProtocolVersion(),
+            headers: credentialHeaders(connection, secret),
+          }
+        : null;
     const { tools } = await client.listTools(undefined, { timeout: connection.timeout_ms });
     logger.info(
       {
@@ -116,7 +128,13 @@ export class UpstreamPool {
       },
       'upstream MCP server connected',
     );
-    return { client, tools, secret, limit: concurrencyLimit(connection.max_concurrent_calls) };
+    return {
+      client,
+      tools,
+      secret,
+      http,
+      limit: concurrencyLimit(connection.max_concurrent_calls),
+    };
   }
 
   async #stdioTransport(
