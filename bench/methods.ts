@@ -2,14 +2,17 @@
 export const METHODS = {
   gateway: [
     '`@modelcontextprotocol/server-everything` runs over Streamable HTTP in a child process.',
-    "Deputy runs in the benchmark's process on SQLite (WAL, synchronous = FULL) with one",
+    "Deputy runs in the benchmark's process on SQLite (WAL) with one",
     'connection to that server and a bundle granting its tools in the workspace scope. A',
     'forked load generator calls the `echo` tool with the v2 MCP client (protocol 2025-11-25,',
     'one session per client): directly on the upstream, then through the gateway with a',
     'gateway access token, where every call is authenticated, decided and recorded twice in',
     'the audit log (the decision before forwarding, the outcome after). Latency: one client,',
     '1 s of warm-up and 3 s measured, every call timed. Throughput: 10 clients with one call',
-    'in flight each, for as long. All processes share the machine\'s cores.',
+    'in flight each, for as long. The whole run is done twice: with synchronous = FULL, the',
+    'default, where every audit commit waits for an fsync, and with synchronous = NORMAL',
+    '(`serve --sqlite-synchronous normal`), where a commit survives a crash of the process but',
+    "not of the machine. All processes share the machine's cores.",
   ],
   tokens: [
     '`signToken` (an ES256 identity token with the usual claims) and `verifyToken` (every',

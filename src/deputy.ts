@@ -14,7 +14,7 @@ import { type AuditSigningKey, deriveAuditSigningKey } from './keys/audit-signin
 import { loadMasterKey } from './keys/master-key.js';
 import type { Policy } from './model/policy.js';
 import { ApiKeyStore, type Role } from './storage/api-keys.js';
-import { type Database, openDatabase } from './storage/database.js';
+import { type Database, type DatabaseOptions, openDatabase } from './storage/database.js';
 import { RevisionConflictError, RevisionStore } from './storage/revisions.js';
 import { SecretStore } from './storage/secrets.js';
 import { RuntimeClientStore } from './oauth/clients.js';
@@ -24,6 +24,8 @@ import { SigningKeyStore } from './tokens/signing-keys.js';
 export interface DeputyOptions {
   /** Database location: a SQLite path, `postgres://…` or `pglite:[DIR]`. */
   database: string;
+  /** SQLite commit durability, see {@link DatabaseOptions}. @default 'full' */
+  sqliteSynchronous?: 'full' | 'normal';
   /** Directory for the master key file when DEPUTY_MASTER_KEY is not set. */
   dataDir: string;
   logger: Logger;
@@ -87,7 +89,9 @@ export class Deputy {
       dataDir: options.dataDir,
       ...(options.env ? { env: options.env } : {}),
     });
-    const database = await openDatabase(options.database);
+    const database = await openDatabase(options.database, {
+      ...(options.sqliteSynchronous ? { sqliteSynchronous: options.sqliteSynchronous } : {}),
+    });
     try {
       const signingKey = deriveAuditSigningKey(masterKey.key);
       const audit = await AuditLog.open(database, {

@@ -17,6 +17,7 @@ interface ServeOptions extends StorageOptions {
   logLevel: string;
   identityTokenLifetime: string;
   gateway: boolean;
+  sqliteSynchronous: string;
   allowedOrigin: string[];
 }
 
@@ -50,6 +51,12 @@ export function registerServe(program: Command): void {
     )
     .option('--no-gateway', 'serve without the MCP gateway and the HTTP egress proxy')
     .option(
+      '--sqlite-synchronous <mode>',
+      'SQLite commit durability: full (fsync at every commit) or normal (durable against a ' +
+        'crash of the process, not of the machine)',
+      'full',
+    )
+    .option(
       '--allowed-origin <origin...>',
       'browser origins (scheme://host:port) allowed to call the MCP endpoint, besides the public URL',
       [],
@@ -57,7 +64,13 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'pino log level: fatal, error, warn, info, debug', 'info')
     .action(async (options: ServeOptions) => {
       const logger = commandLogger(options.logLevel);
+      if (options.sqliteSynchronous !== 'full' && options.sqliteSynchronous !== 'normal') {
+        throw new Error(
+          `invalid --sqlite-synchronous ${JSON.stringify(options.sqliteSynchronous)}: use full or normal`,
+        );
+      }
       const deputy = await Deputy.open({
+        sqliteSynchronous: options.sqliteSynchronous,
         database: databaseOf(options),
         dataDir: dataDirOf(options),
         logger,

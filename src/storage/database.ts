@@ -30,8 +30,11 @@ export interface Database {
  *   on machines without a PostgreSQL server (needs the optional `@electric-sql/pglite` package);
  * - `sqlite:PATH` or a bare file path: embedded SQLite, the default. `:memory:` works too.
  */
-export async function openDatabase(location: string): Promise<Database> {
-  const database = await connect(location);
+export async function openDatabase(
+  location: string,
+  options: DatabaseOptions = {},
+): Promise<Database> {
+  const database = await connect(location, options);
   try {
     await migrateToLatest(database.db, database.schema);
   } catch (error) {
@@ -41,7 +44,16 @@ export async function openDatabase(location: string): Promise<Database> {
   return database;
 }
 
-async function connect(location: string): Promise<Database> {
+export interface DatabaseOptions {
+  /**
+   * SQLite's `synchronous` setting. `full` makes every commit durable on disk (an fsync of the
+   * WAL); `normal` makes it durable against a crash of the process, not of the machine, and
+   * saves the fsync. Ignored for PostgreSQL. @default 'full'
+   */
+  sqliteSynchronous?: 'full' | 'normal';
+}
+
+async function connect(location: string, options: DatabaseOptions): Promise<Database> {
   if (/^postgres(ql)?:\/\//.test(location)) {
     return await connectPostgres(location);
   }
@@ -52,7 +64,7 @@ async function connect(location: string): Promise<Database> {
     return { kind: 'pglite', db, close: () => db.destroy() };
   }
   const path = location.startsWith('sqlite:') ? location.slice('sqlite:'.length) : location;
-  return connectSqlite(path);
+  return connectSqlite(path, options.sqliteSynchronous ?? 'full');
 }
 
 async function connectPostgres(location: string): Promise<Database> {
@@ -84,15 +96,15 @@ async function connectPostgres(location: string): Promise<Database> {
   return { kind: 'postgres', db, ...(schema ? { schema } : {}), close: () => db.destroy() };
 }
 
-function connectSqlite(path: string): Database {
+function connectSqlite(path: string, synchronous: 'full' | 'normal'): Database {
   if (path !== ':memory:') {
     mkdirSync(dirname(resolve(path)), { recursive: true });
   }
   const sqlite = new BetterSqlite3(path);
   sqlite.pragma('journal_mode = WAL');
   // FULL makes every commit durable (fsync of the WAL); the audit log's group commit keeps
-  // that affordable.
-  sqlite.pragma('synchronous = FULL');
+  // that affordable. NORMAL, on request, skips the fsync at commit.
+  sqlite.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) });
