@@ -11,7 +11,7 @@ export interface RuntimeCredentials {
   clientSecret: string;
 }
 
-/** Where the agent acts and for whom. */
+/** The scope the agent acts in, and the member who asked. */
 export interface Placement {
   /** Channel id, or `dm:<member>`; the workspace scope when omitted. */
   channel?: string;

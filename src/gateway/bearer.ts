@@ -121,7 +121,7 @@ const verifiedByContext = new WeakMap<OAuthContext, Map<string, VerifiedDeputyPa
 
 /**
  * Returns the claims of an active Deputy access token, or null. The signature and claims
- * checks of a token are remembered until it expires; whether it is still active (revocation,
+ * checks of a token are remembered until it expires. Whether it is still active (revocation,
  * kill switch, policy) is checked on every call.
  */
 async function activeAccessToken(

@@ -23,7 +23,7 @@ const METADATA_PATH = '/.well-known/oauth-protected-resource';
 export interface GatewayOptions {
   deputy: Deputy;
   oauth: OAuthContext;
-  /** Directory that holds one directory per memory compartment. */
+  /** Directory that contains one directory per memory compartment. */
   compartmentDir: string;
   /**
    * Origins (`scheme://host:port`) browsers may call the MCP endpoint from, besides the issuer's

@@ -7,7 +7,7 @@ import type { CallToolResult } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
 import { request } from 'undici';
 
-/** What the forwarder needs from the upstream's SDK connection. */
+/** The upstream session of an SDK client, as the forwarder uses it. */
 export interface HttpSession {
   readonly url: URL;
   readonly sessionId: string | undefined;
@@ -16,7 +16,7 @@ export interface HttpSession {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** Raised when the upstream no longer knows the session (HTTP 404), so it can be reopened. */
+/** Raised when the upstream answers HTTP 404 for the session, so it can be opened again. */
 export class SessionExpiredError extends Error {
   constructor() {
     super('the upstream MCP session expired');

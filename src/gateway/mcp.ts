@@ -31,7 +31,7 @@ export const DENIED_ERROR_CODE = -32001;
 /** Version reported to MCP clients in `serverInfo`. */
 const GATEWAY_VERSION = '0.1.0';
 
-/** Longest upstream error text kept in an audit event, in characters. */
+/** Maximum length of upstream error text in an audit event, in characters. */
 const MAX_ERROR_TEXT = 500;
 
 export interface McpGatewayOptions {

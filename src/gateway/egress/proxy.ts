@@ -24,7 +24,7 @@ import {
 import { DestinationError, hostKey, isHostAllowed, resolveDestination } from './destination.js';
 import { isUnderPrefix, matchRoute, normalisePath, PathError } from './paths.js';
 
-/** Why the proxy refused a request, besides the decision reasons. */
+/** Reason codes of a rejected request, besides the decision reasons. */
 export type EgressRefusal =
   | 'invalid_request'
   | 'connection_not_found'
