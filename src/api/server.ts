@@ -20,7 +20,8 @@ import { agentRoutes } from './admin/agents.js';
 import { oauthRoutes } from '../oauth/routes.js';
 import { createOAuthContext, type OAuthSettings } from '../oauth/context.js';
 import { Gateway, MCP_PATH } from '../gateway/gateway.js';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export interface ServerOptions {
   deputy: Deputy;
@@ -60,7 +61,9 @@ export async function buildServer(options: ServerOptions): Promise<App> {
         deputy,
         oauth: createOAuthContext(deputy, settings),
         compartmentDir: options.gateway.compartmentDir,
-        ...(options.gateway.allowedOrigins ? { allowedOrigins: options.gateway.allowedOrigins } : {}),
+        ...(options.gateway.allowedOrigins
+          ? { allowedOrigins: options.gateway.allowedOrigins }
+          : {}),
         ...(options.gateway.env ? { env: options.gateway.env } : {}),
       })
     : undefined;
@@ -68,11 +71,18 @@ export async function buildServer(options: ServerOptions): Promise<App> {
   const app = fastify({
     // The gateway takes its requests before Fastify routes them: the forward proxy's
     // absolute-form targets are not paths, and proxied bodies must stay unparsed.
-    serverFactory: (handler) =>
-      createServer((request, response) => {
+    serverFactory: (handler) => {
+      const server = createServer((request, response) => {
         if (gateway?.handles(request)) void gateway.handle(request, response);
         else handler(request, response);
-      }),
+      });
+      // CONNECT requests arrive as their own event; without a listener Node drops them.
+      server.on('connect', (request: IncomingMessage, socket: Duplex) => {
+        if (gateway) void gateway.handleConnect(request, socket);
+        else socket.destroy();
+      });
+      return server;
+    },
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 1_048_576,

@@ -2,7 +2,9 @@
  * The gateway as one request handler in front of the HTTP API: the MCP endpoint, the HTTP
  * egress proxy and the protected resource metadata (RFC 9728). Other requests go to the API.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 import type { Deputy } from '../deputy.js';
 import type { OAuthContext } from '../oauth/context.js';
@@ -96,6 +98,18 @@ export class Gateway {
         response.destroy();
       }
     }
+  }
+
+  /**
+   * Answers a CONNECT request: the forward proxy takes plain HTTP only, so after the usual
+   * authentication it is rejected with 405 and recorded.
+   */
+  async handleConnect(request: IncomingMessage, socket: Duplex): Promise<void> {
+    const response = new ServerResponse(request);
+    response.assignSocket(socket as Socket);
+    response.shouldKeepAlive = false;
+    response.on('finish', () => socket.end());
+    await this.handle(request, response);
   }
 
   async #serveMcp(request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -1,18 +1,18 @@
 /**
- * The egress proxy in front of the acme CRM, in both modes: what is forwarded, what the CRM
- * receives, what is refused with which code, and what the audit log records.
+ * Tests of the egress proxy in front of the acme CRM, in route and forward-proxy mode. They
+ * check what the CRM receives, which requests are rejected with which code, and the audit log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   auditEventsAfter,
+  blocked,
   changePolicy,
   type EgressEnvironment,
   exchange,
   httpRecord,
   proxyToken,
   type RecordCaller,
-  refused,
   responses,
   sendBytes,
   startEgressEnvironment,
@@ -22,16 +22,31 @@ import {
 } from './egress-support.js';
 
 let env: EgressEnvironment;
-/** Agent helper in the private sales channel, asked by Dave (sales). */
+/** Token of agent helper in the private sales channel, invoked by Dave (sales). */
 let sales: string;
-/** Agent helper in the public general channel, asked by Dave. */
+/** Token of agent helper in the public general channel, invoked by Dave. */
 let general: string;
 let crmHost: string;
-/** A loopback server that no connection names; nothing may reach it. */
+/** Loopback server that no connection names, so nothing may reach it. */
 let decoy: Upstream;
 
-const SALES: RecordCaller = { identity: 'agent:helper/channel:C05SALES', invoker: 'U04DAVE', scope: 'channel:C05SALES' };
-const GENERAL: RecordCaller = { identity: 'agent:helper', invoker: 'U04DAVE', scope: 'channel:C01GENERAL' };
+const SALES: RecordCaller = {
+  identity: 'agent:helper/channel:C05SALES',
+  invoker: 'U04DAVE',
+  scope: 'channel:C05SALES',
+};
+const GENERAL: RecordCaller = {
+  identity: 'agent:helper',
+  invoker: 'U04DAVE',
+  scope: 'channel:C01GENERAL',
+};
+/**
+ * Matcher for the decision_id of an allowed request's record. One test checks its value, so
+ * the other tests accept both that id and the null that the proxy writes today.
+ */
+const ALLOWED_DECISION_ID = expect.toSatisfy(
+  (value: unknown) => value === null || typeof value === 'string',
+);
 const GLOBEX = { id: 'globex', name: 'Globex Corporation', owner: 'U04DAVE', arr: 120000 };
 
 beforeAll(async () => {
@@ -50,7 +65,7 @@ afterAll(async () => {
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 describe('route mode, /proxy/crm/…', () => {
-  it('forwards an allowed GET with the CRM key and none of the caller’s credentials', async () => {
+  it('forwards an allowed GET with the key', async () => {
     const result = await exchange(env, {
       target: '/proxy/crm/api/accounts/globex',
       headers: {
@@ -102,28 +117,37 @@ describe('route mode, /proxy/crm/…', () => {
         connection: 'crm',
         action: 'crm.read',
         resource: 'crm:accounts/globex',
-        decisionId: null,
+        decisionId: ALLOWED_DECISION_ID,
         requestId,
         detail: { method: 'GET', host: crmHost, path: '/api/accounts/globex', status: 200 },
       }),
     ]);
   });
 
-  it('names the decision that allowed a request in its http.request record', async () => {
-    // A denied request's record carries the decision_id of its decision; an allowed one
-    // should as well, so the two records can be joined the same way.
-    const result = await exchange(env, { target: '/proxy/crm/api/accounts/initech', headers: bearer(sales) });
+  it('links an allowed request to its decision', async () => {
+    // A denied request's record carries the decision_id of its decision. An allowed one should
+    // carry it as well, so that both kinds of record join their decision the same way.
+    const result = await exchange(env, {
+      target: '/proxy/crm/api/accounts/initech',
+      headers: bearer(sales),
+    });
     expect(result.response.status).toBe(200);
     const decision = result.events.find((event) => event.type === 'decision');
     expect(decision?.decision_id).toMatch(/.+/);
     expect(result.http[0]?.decision_id).toBe(decision?.decision_id);
   });
 
-  it('denies the same GET from the public general channel: no_matching_grant', async () => {
-    const result = await exchange(env, { target: '/proxy/crm/api/accounts/globex', headers: bearer(general) });
+  it('denies the GET in general', async () => {
+    const result = await exchange(env, {
+      target: '/proxy/crm/api/accounts/globex',
+      headers: bearer(general),
+    });
 
     expect(result.response.status).toBe(403);
-    expect(result.body).toEqual({ error: 'no_matching_grant', error_description: 'denied: no_matching_grant' });
+    expect(result.body).toEqual({
+      error: 'no_matching_grant',
+      error_description: 'denied: no_matching_grant',
+    });
     expect(result.reached).toEqual([]);
     const decision = result.events.find((event) => event.type === 'decision');
     expect(decision).toMatchObject({ decision: 'deny', reason: 'no_matching_grant' });
@@ -141,7 +165,7 @@ describe('route mode, /proxy/crm/…', () => {
     ]);
   });
 
-  it('forwards a PUT of an opportunity in the sales channel for Dave (identity-aware grant)', async () => {
+  it('forwards Dave’s PUT in sales', async () => {
     const body = JSON.stringify({ stage: 'negotiation' });
     const result = await exchange(env, {
       method: 'PUT',
@@ -178,14 +202,19 @@ describe('route mode, /proxy/crm/…', () => {
         connection: 'crm',
         action: 'crm.write',
         resource: 'crm:opportunities/globex-renewal',
-        decisionId: expect.anything(),
+        decisionId: ALLOWED_DECISION_ID,
         requestId: result.response.headers['x-request-id'],
-        detail: { method: 'PUT', host: crmHost, path: '/api/opportunities/globex-renewal', status: 200 },
+        detail: {
+          method: 'PUT',
+          host: crmHost,
+          path: '/api/opportunities/globex-renewal',
+          status: 200,
+        },
       }),
     ]);
   });
 
-  it('refuses a PUT from the public channel: forbidden_by_guardrail', async () => {
+  it('denies a PUT in general', async () => {
     const result = await exchange(env, {
       method: 'PUT',
       target: '/proxy/crm/api/opportunities/globex-renewal',
@@ -202,14 +231,18 @@ describe('route mode, /proxy/crm/…', () => {
       guardrail: 'no-crm-writes-in-public',
     });
     expect(result.http).toHaveLength(1);
-    expect(result.http[0]).toMatchObject({ decision: 'deny', reason: 'forbidden_by_guardrail', action: 'crm.write' });
+    expect(result.http[0]).toMatchObject({
+      decision: 'deny',
+      reason: 'forbidden_by_guardrail',
+      action: 'crm.write',
+    });
   });
 
   it.each([
     ['DELETE', '/proxy/crm/api/opportunities/globex-renewal', '/api/opportunities/globex-renewal'],
     ['POST', '/proxy/crm/api/opportunities/globex-renewal', '/api/opportunities/globex-renewal'],
     ['PATCH', '/proxy/crm/api/accounts/globex', '/api/accounts/globex'],
-  ])('refuses %s with 405 method_not_allowed before anything is decided', async (method, target, path) => {
+  ])('rejects %s before deciding', async (method, target, path) => {
     const result = await exchange(env, { method, target, headers: bearer(sales), body: '' });
     expect(result.response.status).toBe(405);
     expect(result.body).toEqual({
@@ -235,7 +268,7 @@ describe('route mode, /proxy/crm/…', () => {
     ['GET', '/proxy/crm/api/accounts', '/api/accounts'],
     ['GET', '/proxy/crm/api/accounts/globex/contacts', '/api/accounts/globex/contacts'],
     ['PUT', '/proxy/crm/api/accounts/globex', '/api/accounts/globex'],
-  ])('refuses %s %s with 403 no_matching_route, audited', async (method, target, path) => {
+  ])('rejects %s %s without a route', async (method, target, path) => {
     const result = await exchange(env, { method, target, headers: bearer(sales), body: '' });
     expect(result.response.status).toBe(403);
     expect(result.body).toEqual({
@@ -256,8 +289,11 @@ describe('route mode, /proxy/crm/…', () => {
     ]);
   });
 
-  it('refuses every request to a connection without routes (github), before any network use', async () => {
-    const result = await exchange(env, { target: '/proxy/github/repos/acme/handbook', headers: bearer(sales) });
+  it('rejects a connection without routes', async () => {
+    const result = await exchange(env, {
+      target: '/proxy/github/repos/acme/handbook',
+      headers: bearer(sales),
+    });
     expect(result.response.status).toBe(403);
     expect(result.body).toEqual({
       error: 'no_matching_route',
@@ -272,36 +308,59 @@ describe('route mode, /proxy/crm/…', () => {
   });
 
   it.each([
-    ['an unknown connection', '/proxy/nope/api/accounts/globex', 'no HTTP connection nope in this workspace'],
-    ['an MCP connection', '/proxy/warehouse/query', 'no HTTP connection warehouse in this workspace'],
-    ['an encoded id that climbs', '/proxy/..%2Fcrm/api/accounts/globex', 'no HTTP connection ../crm in this workspace'],
-  ])('answers 404 connection_not_found for %s', async (_, target, description) => {
+    [
+      'an unknown connection',
+      '/proxy/nope/api/accounts/globex',
+      'no HTTP connection nope in this workspace',
+    ],
+    [
+      'an MCP connection',
+      '/proxy/warehouse/query',
+      'no HTTP connection warehouse in this workspace',
+    ],
+    [
+      'an encoded id that climbs',
+      '/proxy/..%2Fcrm/api/accounts/globex',
+      'no HTTP connection ../crm in this workspace',
+    ],
+  ])('returns 404 for %s', async (_, target, description) => {
     const result = await exchange(env, { target, headers: bearer(sales) });
     expect(result.response.status).toBe(404);
     expect(result.body).toEqual({ error: 'connection_not_found', error_description: description });
     expect(result.reached).toEqual([]);
     expect(result.http).toHaveLength(1);
-    expect(result.http[0]).toMatchObject({ decision: 'deny', reason: 'connection_not_found', connection: null });
+    expect(result.http[0]).toMatchObject({
+      decision: 'deny',
+      reason: 'connection_not_found',
+      connection: null,
+    });
   });
 
-  it('answers 400 invalid_request for a connection id with a broken percent-encoding', async () => {
-    const result = await exchange(env, { target: '/proxy/cr%E0%A4%A/api/accounts/globex', headers: bearer(sales) });
+  it('rejects a malformed connection id', async () => {
+    const result = await exchange(env, {
+      target: '/proxy/cr%E0%A4%A/api/accounts/globex',
+      headers: bearer(sales),
+    });
     expect(result.response.status).toBe(400);
     expect(result.body).toMatchObject({ error: 'invalid_request' });
     expect(result.reached).toEqual([]);
     expect(result.http[0]).toMatchObject({ decision: 'deny', reason: 'invalid_request' });
   });
 
-  describe('path tricks: nothing reaches the CRM', () => {
-    const invalid = (description: string) => ({ status: 400, error: 'invalid_request', description });
+  describe('path tricks', () => {
+    const invalid = (description: string) => ({
+      status: 400,
+      error: 'invalid_request',
+      description,
+    });
     const outside = (path: string) => ({
       status: 403,
       error: 'path_not_allowed',
       description: `${path} is not under the paths of connection crm`,
     });
     const CLIMBS = 'the path climbs above /';
-    const ENCODES = 'a path segment encodes /, \\, CR, LF or NUL';
-    const RAW = 'the path contains CR, LF, NUL or \\';
+    const ENCODES = 'a path segment encodes /, \\, ;, CR, LF or NUL';
+    const RAW = 'the path contains CR, LF, NUL, \\ or ;';
     const PERCENT = 'the path has an invalid percent-encoding';
 
     it.each([
@@ -331,7 +390,10 @@ describe('route mode, /proxy/crm/…', () => {
     ])('%s → %o', async (path, expected) => {
       const result = await exchange(env, { target: `/proxy/crm${path}`, headers: bearer(sales) });
       expect(result.response.status).toBe(expected.status);
-      expect(result.body).toEqual({ error: expected.error, error_description: expected.description });
+      expect(result.body).toEqual({
+        error: expected.error,
+        error_description: expected.description,
+      });
       expect(result.reached).toEqual([]);
       expect(result.http).toHaveLength(1);
       expect(result.http[0]).toMatchObject({
@@ -343,14 +405,14 @@ describe('route mode, /proxy/crm/…', () => {
       });
     });
 
-    it('refuses a target beyond the server’s header limit with 431', async () => {
+    it('rejects an overlong target', async () => {
       const result = await exchange(env, {
         target: `/proxy/crm/api/accounts/${'a'.repeat(20_000)}`,
         headers: bearer(sales),
       });
       expect(result.response.status).toBe(431);
       expect(result.reached).toEqual([]);
-      expect(result.http).toEqual([]);
+      expect(result.anyHttp).toEqual([]);
     });
 
     it.each([
@@ -359,7 +421,7 @@ describe('route mode, /proxy/crm/…', () => {
       '/proxy/crm/api/%2e/accounts/globex',
       '/proxy/crm/api/accounts/glob%65x',
       '/proxy/crm/api/opportunities/../accounts/globex',
-    ])('sends %s upstream as exactly the path it checked, /api/accounts/globex', async (target) => {
+    ])('normalises %s before checking', async (target) => {
       const result = await exchange(env, { target, headers: bearer(sales) });
       expect(result.response.status).toBe(200);
       expect(result.reached.map((entry) => entry.url)).toEqual(['/api/accounts/globex']);
@@ -369,14 +431,21 @@ describe('route mode, /proxy/crm/…', () => {
       });
     });
 
-    it('keeps a captured segment out of the resource pattern syntax: * is refused by the engine', async () => {
-      const result = await exchange(env, { target: '/proxy/crm/api/accounts/%2A%2A', headers: bearer(sales) });
+    it('rejects * in a captured segment', async () => {
+      // A capture becomes part of the resource, where * would be pattern syntax.
+      const result = await exchange(env, {
+        target: '/proxy/crm/api/accounts/%2A%2A',
+        headers: bearer(sales),
+      });
       expect(result.response.status).toBe(403);
-      expect(result.body).toEqual({ error: 'invalid_request', error_description: 'denied: invalid_request' });
+      expect(result.body).toEqual({
+        error: 'invalid_request',
+        error_description: 'denied: invalid_request',
+      });
       expect(result.reached).toEqual([]);
     });
 
-    it('forwards the query unchanged and leaves it out of the audit record', async () => {
+    it('forwards the query, audits none', async () => {
       const result = await exchange(env, {
         target: '/proxy/crm/api/accounts/globex?fields=name&note=a%20b&email=dave%40acme.example',
         headers: bearer(sales),
@@ -391,7 +460,7 @@ describe('route mode, /proxy/crm/…', () => {
   });
 
   describe('an invoker without CRM rights', () => {
-    it('gets no token in the private sales channel: the token endpoint says invoker_not_permitted', async () => {
+    it('gets no token outside the channel', async () => {
       const identity = await tokenEndpoint(env, {
         grant_type: 'client_credentials',
         channel: 'C05SALES',
@@ -404,9 +473,11 @@ describe('route mode, /proxy/crm/…', () => {
       });
     });
 
-    it('when a member of the channel, may read but not write: invoker_lacks_permission', async () => {
+    it('reads but does not write', async () => {
       await changePolicy(env.deputy, (policy) => {
-        policy.scopes.channels.find((channel) => channel.id === 'C05SALES')!.members!.push('U03CAROL');
+        policy.scopes.channels
+          .find((channel) => channel.id === 'C05SALES')!
+          .members!.push('U03CAROL');
       });
       const carol = await proxyToken(env, { channel: 'C05SALES', invoker: 'U03CAROL' });
       const caller: RecordCaller = { ...SALES, invoker: 'U03CAROL' };
@@ -433,11 +504,19 @@ describe('route mode, /proxy/crm/…', () => {
           resource: 'crm:opportunities/globex-renewal',
           decisionId: decision!.decision_id,
           requestId: write.response.headers['x-request-id'],
-          detail: { method: 'PUT', host: crmHost, path: '/api/opportunities/globex-renewal', status: null },
+          detail: {
+            method: 'PUT',
+            host: crmHost,
+            path: '/api/opportunities/globex-renewal',
+            status: null,
+          },
         }),
       ]);
 
-      const read = await exchange(env, { target: '/proxy/crm/api/accounts/globex', headers: bearer(carol) });
+      const read = await exchange(env, {
+        target: '/proxy/crm/api/accounts/globex',
+        headers: bearer(carol),
+      });
       expect(read.response.status).toBe(200);
       expect(read.reached.map((entry) => entry.headers['x-api-key'])).toEqual([env.crmKey]);
     });
@@ -447,7 +526,7 @@ describe('route mode, /proxy/crm/…', () => {
 describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
   const proxyAuth = (token: string) => ({ 'proxy-authorization': `Bearer ${token}` });
 
-  it('forwards with the CRM key, to the target’s host whatever Host the caller sends', async () => {
+  it('forwards with the key', async () => {
     const result = await exchange(env, {
       target: `http://${crmHost}/api/accounts/globex`,
       headers: {
@@ -463,7 +542,11 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
     expect(result.body).toEqual(GLOBEX);
     expect(result.reached).toHaveLength(1);
     expect(result.reached[0]!.url).toBe('/api/accounts/globex');
-    expect(result.reached[0]!.headers).toEqual({ host: crmHost, connection: 'keep-alive', 'x-api-key': env.crmKey });
+    expect(result.reached[0]!.headers).toEqual({
+      host: crmHost,
+      connection: 'keep-alive',
+      'x-api-key': env.crmKey,
+    });
     expect(result.http).toEqual([
       httpRecord(SALES, {
         decision: 'allow',
@@ -471,27 +554,33 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
         connection: 'crm',
         action: 'crm.read',
         resource: 'crm:accounts/globex',
-        decisionId: expect.anything(),
+        decisionId: ALLOWED_DECISION_ID,
         requestId: result.response.headers['x-request-id'],
         detail: { method: 'GET', host: crmHost, path: '/api/accounts/globex', status: 200 },
       }),
     ]);
   });
 
-  it('answers 407 with Proxy-Authenticate without Proxy-Authorization', async () => {
+  it('requires Proxy-Authorization', async () => {
     for (const headers of [{}, bearer(sales)]) {
-      const result = await exchange(env, { target: `http://${crmHost}/api/accounts/globex`, headers });
+      const result = await exchange(env, {
+        target: `http://${crmHost}/api/accounts/globex`,
+        headers,
+      });
       expect(result.response.status).toBe(407);
       expect(result.response.headers['proxy-authenticate']).toBe(
         `Bearer resource_metadata="${env.acme.url}/.well-known/oauth-protected-resource/mcp"`,
       );
       expect(result.response.headers['www-authenticate']).toBeUndefined();
-      expect(result.body).toEqual({ error: 'invalid_token', error_description: 'an access token is required' });
+      expect(result.body).toEqual({
+        error: 'invalid_token',
+        error_description: 'an access token is required',
+      });
       expect(result.reached).toEqual([]);
     }
   });
 
-  it('answers CONNECT with 405 method_not_allowed', async () => {
+  it('rejects CONNECT with 405', async () => {
     const reply = await sendBytes(
       env.port,
       `CONNECT ${crmHost} HTTP/1.1\r\nHost: ${crmHost}\r\nProxy-Authorization: Bearer ${sales}\r\n\r\n`,
@@ -501,18 +590,45 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
   });
 
   it.each([
-    ['another port', () => `http://127.0.0.1:${decoy.port}/api/accounts/globex`, 403, 'no_matching_grant'],
-    ['the CRM by name', () => `http://localhost:${env.crmPort}/api/accounts/globex`, 403, 'no_matching_grant'],
-    ['a suffix of its address', () => `http://127.0.0.1.evil:${env.crmPort}/api/accounts/globex`, 403, 'no_matching_grant'],
+    [
+      'another port',
+      () => `http://127.0.0.1:${decoy.port}/api/accounts/globex`,
+      403,
+      'no_matching_grant',
+    ],
+    [
+      'the CRM by name',
+      () => `http://localhost:${env.crmPort}/api/accounts/globex`,
+      403,
+      'no_matching_grant',
+    ],
+    [
+      'a suffix of its address',
+      () => `http://127.0.0.1.evil:${env.crmPort}/api/accounts/globex`,
+      403,
+      'no_matching_grant',
+    ],
     ['Deputy’s own admin API', () => `${env.acme.url}/admin/v1/keys`, 403, 'no_matching_grant'],
     ['https', () => `https://${crmHost}/api/accounts/globex`, 400, 'invalid_request'],
-    ['user information before the host', () => `http://${crmHost}@evil.example/api/accounts/globex`, 400, 'invalid_request'],
+    [
+      'user information before the host',
+      () => `http://${crmHost}@evil.example/api/accounts/globex`,
+      400,
+      'invalid_request',
+    ],
     ['a user name', () => `http://user@${crmHost}/api/accounts/globex`, 400, 'invalid_request'],
-    ['a user and password', () => `http://user:pass@${crmHost}/api/accounts/globex`, 400, 'invalid_request'],
+    [
+      'a user and password',
+      () => `http://user:pass@${crmHost}/api/accounts/globex`,
+      400,
+      'invalid_request',
+    ],
     ['an empty user', () => `http://@${crmHost}/api/accounts/globex`, 400, 'invalid_request'],
-    ['a backslash', () => `http://${crmHost}\\@evil.example/api/accounts/globex`, 400, 'invalid_request'],
-  ])('refuses %s', async (_, target, status, error) => {
-    const result = await exchange(env, { target: target(), headers: proxyAuth(sales) }, [env.acme.crm, decoy]);
+  ])('rejects %s', async (_, target, status, error) => {
+    const result = await exchange(env, { target: target(), headers: proxyAuth(sales) }, [
+      env.acme.crm,
+      decoy,
+    ]);
     expect(result.response.status).toBe(status);
     expect(result.body).toMatchObject({ error });
     expect(result.reached).toEqual([]);
@@ -520,7 +636,25 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
     expect(result.http[0]).toMatchObject({ decision: 'deny', reason: error, connection: null });
   });
 
-  it('decides a host no connection covers as web.fetch on the host, whatever its port', async () => {
+  it('rejects a backslash in the parser', async () => {
+    // Node's HTTP parser rejects the request line before the gateway receives it.
+    const result = await exchange(
+      env,
+      { target: `http://${crmHost}\\@evil.example/api/accounts/globex`, headers: proxyAuth(sales) },
+      [env.acme.crm, decoy],
+    );
+    expect(result.response.status).toBe(400);
+    expect(result.body).toEqual({
+      error: 'Bad Request',
+      message: 'Client Error',
+      statusCode: 400,
+    });
+    expect(result.reached).toEqual([]);
+    expect(result.anyHttp).toEqual([]);
+  });
+
+  it('decides other hosts as web.fetch', async () => {
+    // The resource names the host only, so the port plays no part in the decision.
     const target = `http://127.0.0.1:${decoy.port}/x`;
     const result = await exchange(env, { target, headers: proxyAuth(sales) }, [decoy]);
     expect(result.response.status).toBe(403);
@@ -540,7 +674,7 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
   });
 
   it.each(['2130706433', '0x7f.0.0.1', '0177.0.0.1', '127.1', '0x7f000001', '127.0.0.1.'])(
-    'treats http://%s:<crm port>/ as 127.0.0.1 itself: the CRM connection, its Host',
+    'reads http://%s as 127.0.0.1',
     async (form) => {
       const result = await exchange(env, {
         target: `http://${form}:${env.crmPort}/api/accounts/globex`,
@@ -550,26 +684,44 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
       expect(result.reached.map((entry) => [entry.url, entry.headers.host])).toEqual([
         ['/api/accounts/globex', crmHost],
       ]);
-      expect(result.http[0]).toMatchObject({ connection: 'crm', detail: expect.objectContaining({ host: crmHost }) });
+      expect(result.http[0]).toMatchObject({
+        connection: 'crm',
+        detail: expect.objectContaining({ host: crmHost }),
+      });
     },
   );
 
+  // A path that does not parse is rejected before the connection is looked up, so its record
+  // names no connection, host or path.
   it.each([
-    ['/api/accounts/../../admin', 403, 'path_not_allowed'],
-    ['/api/accounts/%2e%2e/%2e%2e/admin', 403, 'path_not_allowed'],
-    ['/api/accounts/..%2f..%2fadmin', 400, 'invalid_request'],
-    ['/api/accounts/globex%0d%0aX-Injected:%20yes', 400, 'invalid_request'],
-    ['/api/accountsX/globex', 403, 'path_not_allowed'],
-    ['/api/accounts', 403, 'no_matching_route'],
-  ])('refuses the path %s', async (path, status, error) => {
-    const result = await exchange(env, { target: `http://${crmHost}${path}`, headers: proxyAuth(sales) });
+    ['/api/accounts/../../admin', 403, 'path_not_allowed', 'crm', '/admin'],
+    ['/api/accounts/%2e%2e/%2e%2e/admin', 403, 'path_not_allowed', 'crm', '/admin'],
+    ['/api/accounts/..%2f..%2fadmin', 400, 'invalid_request', null, null],
+    ['/api/accounts/globex%0d%0aX-Injected:%20yes', 400, 'invalid_request', null, null],
+    ['/api/accountsX/globex', 403, 'path_not_allowed', 'crm', '/api/accountsX/globex'],
+    ['/api/accounts', 403, 'no_matching_route', 'crm', '/api/accounts'],
+  ])('rejects the path %s', async (path, status, error, connection, audited) => {
+    const result = await exchange(env, {
+      target: `http://${crmHost}${path}`,
+      headers: proxyAuth(sales),
+    });
     expect(result.response.status).toBe(status);
     expect(result.body).toMatchObject({ error });
     expect(result.reached).toEqual([]);
-    expect(result.http[0]).toMatchObject({ decision: 'deny', reason: error, connection: 'crm' });
+    expect(result.http).toHaveLength(1);
+    expect(result.http[0]).toMatchObject({ decision: 'deny', reason: error, connection });
+    if (audited === null) {
+      expect(result.http[0]!.detail).toEqual({
+        method: 'GET',
+        status: null,
+        latency_ms: expect.any(Number),
+      });
+    } else {
+      expect(result.http[0]!.detail).toMatchObject({ host: crmHost, path: audited });
+    }
   });
 
-  it('refuses a DELETE through the forward proxy with 405', async () => {
+  it('rejects DELETE with 405', async () => {
     const result = await exchange(env, {
       method: 'DELETE',
       target: `http://${crmHost}/api/opportunities/globex-renewal`,
@@ -584,8 +736,51 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
   });
 });
 
+describe('path parameters and a guardrail', () => {
+  // Tomcat parses `;` path parameters out of each segment (CoyoteAdapter.parsePathParameters),
+  // and Spring can strip `;` content from the URI (UrlPathHelper.setRemoveSemicolonContent).
+  // To such an upstream the segment `initech;x=1` is `initech`, and `..;` is `..`, so a raw
+  // `;` that reaches it gets around a rule on one resource.
+  beforeAll(async () => {
+    await changePolicy(env.deputy, (policy) => {
+      policy.guardrails.push({
+        id: 'no-initech-reads',
+        description: 'Initech is off limits to the agent.',
+        actions: ['crm.read'],
+        resources: ['crm:accounts/initech'],
+      });
+    });
+  });
+
+  it('denies the plain path', async () => {
+    const result = await exchange(env, {
+      target: '/proxy/crm/api/accounts/initech',
+      headers: bearer(sales),
+    });
+    expect(result.response.status).toBe(403);
+    expect(result.body).toEqual({
+      error: 'forbidden_by_guardrail',
+      error_description: 'denied: forbidden_by_guardrail',
+    });
+    expect(result.reached).toEqual([]);
+  });
+
+  it.each([
+    '/api/accounts/initech;x=1',
+    '/api/accounts/initech;',
+    '/api/accounts/initech%3Bx=1',
+    '/api/accounts/initech%3B',
+    '/api/accounts/..;',
+  ])('sends no raw ; for %s', async (path) => {
+    const result = await exchange(env, { target: `/proxy/crm${path}`, headers: bearer(sales) });
+    const withSemicolon = result.reached.filter((entry) => entry.url.split('?')[0]!.includes(';'));
+    expect(withSemicolon.map((entry) => entry.url)).toEqual([]);
+    expect(result.response.status).not.toBe(200);
+  });
+});
+
 describe('secrets', () => {
-  it('never sends the CRM key or a gateway token back, nor records them in the audit log', async () => {
+  it('never leak into responses or audit', async () => {
     expect(responses.length).toBeGreaterThan(40);
     for (const response of responses) {
       const whole = JSON.stringify(response);
@@ -602,7 +797,7 @@ describe('secrets', () => {
     }
   });
 
-  it('left the machine for nothing: no connection or name look-up was refused by the guard', () => {
-    expect(refused).toEqual({ connections: [], lookups: [] });
+  it('never leave the machine', () => {
+    expect(blocked).toEqual({ connections: [], lookups: [] });
   });
 });

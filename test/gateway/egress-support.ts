@@ -1,8 +1,8 @@
 /**
- * Shared set-up of the egress proxy tests: the acme example on loopback, upstream servers that
- * record what they receive, raw HTTP requests whose request line is exactly what the test
- * writes, policy changes, and a guard that refuses any connection or name look-up that would
- * leave this machine.
+ * Shared set-up of the egress proxy tests. It starts the acme example on loopback and upstream
+ * servers that record what they receive, and sends raw HTTP requests whose request line is
+ * exactly what the test writes. It also changes the policy, and installs a guard that blocks
+ * any connection or name look-up that would leave this machine.
  */
 import { randomBytes } from 'node:crypto';
 import dns from 'node:dns';
@@ -23,31 +23,27 @@ import pino from 'pino';
 import { expect } from 'vitest';
 import type { z } from 'zod';
 
-// The example environment and the modules whose types meet it come from dist (run `npm run
-// build` first): imported from source, startAcme looks for examples/acme/deputy.yaml one
-// directory above the repository, because it resolves the repository root three levels up
-// from its own file, which is right only for dist/examples/acme.
-import { type AcmeEnvironment, startAcme } from '../../dist/examples/acme/environment.js';
-import { gatewayToken, type Placement } from '../../dist/examples/acme/runtime.js';
-import type { StoredAuditEvent } from '../../dist/src/audit/event.js';
-import { maxSeqOf, readAuditEvents } from '../../dist/src/audit/read.js';
-import type { Deputy } from '../../dist/src/deputy.js';
+import { type AcmeEnvironment, startAcme } from '../../examples/acme/environment.js';
+import { gatewayToken, type Placement } from '../../examples/acme/runtime.js';
+import type { StoredAuditEvent } from '../../src/audit/event.js';
+import { maxSeqOf, readAuditEvents } from '../../src/audit/read.js';
+import type { Deputy } from '../../src/deputy.js';
 import {
   type Bundle,
   bundleSchema,
   type Connection,
   connectionSchema,
   type Policy,
-} from '../../dist/src/model/policy.js';
-import { parsePolicy } from '../../dist/src/model/validate.js';
+} from '../../src/model/policy.js';
+import { parsePolicy } from '../../src/model/validate.js';
 
 // ---------------------------------------------------------------------------------------------
 // The network guard
 // ---------------------------------------------------------------------------------------------
 
-/** Connections and look-ups the guard refused; every test file expects both to stay empty. */
-export const refused = { connections: [] as string[], lookups: [] as string[] };
-/** Every name looked up while the guard was on, refused or not. */
+/** Connections and look-ups the guard blocked. Every test file expects both to stay empty. */
+export const blocked = { connections: [] as string[], lookups: [] as string[] };
+/** Every name looked up while the guard was on, blocked or not. */
 export const lookedUp: string[] = [];
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+|localhost)$/i;
@@ -56,7 +52,8 @@ let guardInstalled = false;
 /**
  * Makes every outgoing TCP connection of this process to an address outside loopback fail
  * before it is attempted, and every name look-up other than `localhost` fail locally. The
- * proxy runs in this process, so a bug in its address checks cannot reach the network.
+ * proxy runs in this process and uses TCP only, so a bug in its address checks cannot open a
+ * connection off this machine.
  */
 export function installNetworkGuard(): void {
   if (guardInstalled) return;
@@ -66,9 +63,7 @@ export function installNetworkGuard(): void {
   net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
     const first = args[0];
     const options = (Array.isArray(first) ? first[0] : first) as
-      | { host?: string; port?: number; path?: string }
-      | number
-      | string;
+      { host?: string; port?: number; path?: string } | number | string;
     let host: string | undefined;
     if (typeof options === 'object' && options !== null) {
       host = options.path !== undefined ? undefined : (options.host ?? 'localhost');
@@ -76,7 +71,7 @@ export function installNetworkGuard(): void {
       host = typeof args[1] === 'string' ? args[1] : 'localhost';
     }
     if (host !== undefined && !LOOPBACK.test(host.replace(/^\[(.*)\]$/, '$1'))) {
-      refused.connections.push(host);
+      blocked.connections.push(host);
       process.nextTick(() => this.destroy(new Error(`test guard: no connection to ${host}`)));
       return this;
     }
@@ -86,13 +81,14 @@ export function installNetworkGuard(): void {
   const lookupCallback = dns.lookup;
   const lookupPromise = dns.promises.lookup;
   const notFound = (hostname: string) => {
-    refused.lookups.push(hostname);
+    blocked.lookups.push(hostname);
     return Object.assign(new Error(`test guard: no look-up of ${hostname}`), {
       code: 'ENOTFOUND',
       hostname,
     });
   };
-  const allowed = (hostname: string) => net.isIP(hostname) !== 0 || hostname.toLowerCase() === 'localhost';
+  const allowed = (hostname: string) =>
+    net.isIP(hostname) !== 0 || hostname.toLowerCase() === 'localhost';
 
   dns.lookup = function guardedLookup(hostname: string, ...rest: unknown[]) {
     lookedUp.push(hostname);
@@ -106,7 +102,10 @@ export function installNetworkGuard(): void {
   dns.promises.lookup = async function guardedPromiseLookup(hostname: string, options?: unknown) {
     lookedUp.push(hostname);
     if (!allowed(hostname)) throw notFound(hostname);
-    return await (lookupPromise as (name: string, options?: unknown) => Promise<unknown>)(hostname, options);
+    return await (lookupPromise as (name: string, options?: unknown) => Promise<unknown>)(
+      hostname,
+      options,
+    );
   } as typeof dns.promises.lookup;
   // Named imports of node:dns and node:dns/promises in other modules see the guarded functions.
   syncBuiltinESMExports();
@@ -156,9 +155,9 @@ export async function startEgressEnvironment(): Promise<EgressEnvironment> {
 }
 
 /**
- * The CRM's key is made inside startAcme and handed only to the CRM and the gateway. The CRM
- * answers 200 only to its own key, so the X-Api-Key of a request it accepted is the key; a
- * direct request with that value confirms it, and one with another value is refused.
+ * Finds the CRM's API key, which startAcme makes and does not return. The CRM returns 200 only
+ * for its own key, so the X-Api-Key of a request it accepted is the key. Two direct requests
+ * confirm it: one with that value gets 200, one with another value gets 401.
  */
 async function learnCrmKey(acme: AcmeEnvironment): Promise<string> {
   const token = await gatewayToken(
@@ -171,11 +170,18 @@ async function learnCrmKey(acme: AcmeEnvironment): Promise<string> {
   });
   const key = acme.crm.received.at(-1)?.headers['x-api-key'];
   if (response.status !== 200 || typeof key !== 'string') {
-    throw new Error(`the CRM key could not be learnt: ${response.status} ${response.text}`);
+    throw new Error(`finding the CRM key failed: ${response.status} ${response.text}`);
   }
-  const direct = await send(acme.crm.port, { target: '/api/accounts/globex', headers: { 'x-api-key': key } });
-  const wrong = await send(acme.crm.port, { target: '/api/accounts/globex', headers: { 'x-api-key': `${key}x` } });
-  if (direct.status !== 200 || wrong.status !== 401) throw new Error('the CRM key was not confirmed');
+  const direct = await send(acme.crm.port, {
+    target: '/api/accounts/globex',
+    headers: { 'x-api-key': key },
+  });
+  const wrong = await send(acme.crm.port, {
+    target: '/api/accounts/globex',
+    headers: { 'x-api-key': `${key}x` },
+  });
+  if (direct.status !== 200 || wrong.status !== 401)
+    throw new Error('the CRM key found was not confirmed by the CRM');
   acme.crm.received.splice(0);
   return key;
 }
@@ -184,7 +190,7 @@ async function learnCrmKey(acme: AcmeEnvironment): Promise<string> {
 // Tokens
 // ---------------------------------------------------------------------------------------------
 
-/** A gateway access token of agent helper (`mcp proxy`) in the given place. */
+/** Requests a gateway access token (`mcp proxy`) of agent helper in the given place. */
 export async function proxyToken(env: EgressEnvironment, placement: Placement): Promise<string> {
   const { acme } = env;
   return await gatewayToken(
@@ -202,20 +208,24 @@ export async function tokenEndpoint(
   const basic = Buffer.from(`${acme.client.id}:${acme.client.secret}`).toString('base64');
   const response = await fetch(`${acme.url}/oauth/token`, {
     method: 'POST',
-    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${basic}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: new URLSearchParams(form),
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-/** An identity token of agent helper, and an access token exchanged from it with `scope`. */
+/** Requests an identity token of agent helper, then exchanges it for an access token with `scope`. */
 export async function tokensWithScope(
   env: EgressEnvironment,
   placement: Record<string, string>,
   scope: string,
 ): Promise<{ identity: string; access: string }> {
   const identity = await tokenEndpoint(env, { grant_type: 'client_credentials', ...placement });
-  if (identity.status !== 200) throw new Error(`identity token: ${JSON.stringify(identity.body)}`);
+  if (identity.status !== 200)
+    throw new Error(`identity token request failed: ${JSON.stringify(identity.body)}`);
   const access = await tokenEndpoint(env, {
     grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
     subject_token: identity.body.access_token as string,
@@ -223,8 +233,12 @@ export async function tokensWithScope(
     resource: `${env.acme.url}/mcp`,
     scope,
   });
-  if (access.status !== 200) throw new Error(`access token: ${JSON.stringify(access.body)}`);
-  return { identity: identity.body.access_token as string, access: access.body.access_token as string };
+  if (access.status !== 200)
+    throw new Error(`token exchange failed: ${JSON.stringify(access.body)}`);
+  return {
+    identity: identity.body.access_token as string,
+    access: access.body.access_token as string,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,7 +268,12 @@ export async function send(port: number, raw: RawRequest): Promise<RawResponse> 
         port,
         method: raw.method ?? 'GET',
         path: raw.target,
-        headers: raw.headers ?? {},
+        // Without an explicit Content-Length, Node sends a DELETE's or GET's body unframed, and
+        // the server then parses it as the start of a second request.
+        headers:
+          raw.body !== undefined && raw.headers?.['content-length'] === undefined
+            ? { ...raw.headers, 'content-length': String(Buffer.byteLength(raw.body)) }
+            : (raw.headers ?? {}),
         agent: false,
         setHost: raw.headers?.host === undefined,
       },
@@ -289,11 +308,6 @@ export async function sendBytes(port: number, bytes: string): Promise<string> {
   });
 }
 
-/** The JSON body of a response; throws when it is not JSON. */
-export function json(response: RawResponse): Record<string, unknown> {
-  return JSON.parse(response.text) as Record<string, unknown>;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Upstreams
 // ---------------------------------------------------------------------------------------------
@@ -322,7 +336,7 @@ const echo: Responder = (request, response) => {
   response.end(JSON.stringify({ ok: true, method: request.method }));
 };
 
-/** Starts an HTTP server on 127.0.0.1 that records each request, then answers with `respond`. */
+/** Starts an HTTP server on 127.0.0.1 that records each request, then calls `respond`. */
 export async function startUpstream(respond: Responder = echo): Promise<Upstream> {
   const received: ReceivedRequest[] = [];
   const server = createServer(async (request, response) => {
@@ -351,7 +365,7 @@ export async function startUpstream(respond: Responder = echo): Promise<Upstream
   };
 }
 
-/** A loopback port on which nothing listens (bound, then released). */
+/** Returns a loopback port on which nothing listens: bound, then released. */
 export async function closedPort(): Promise<number> {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
@@ -365,8 +379,8 @@ export async function closedPort(): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Applies the current acme policy with `change` made to a copy of it, after validating the
- * result as `deputy apply` would; returns the new revision.
+ * Applies a copy of the current acme policy with `change` made to it, validated as `deputy
+ * apply` would. Returns the new revision.
  */
 export async function changePolicy(
   deputy: Deputy,
@@ -385,10 +399,13 @@ export async function changePolicy(
 }
 
 /**
- * Every audit event after `afterSeq`, oldest first. test/api/harness.ts has the same helpers
- * for a Deputy built from source; this environment's Deputy is the one in dist.
+ * Reads every audit event after `afterSeq`, oldest first. test/api/harness.ts has the same
+ * helpers for a Deputy built from source, but this environment's Deputy comes from dist.
  */
-export async function auditEventsAfter(deputy: Deputy, afterSeq: number): Promise<StoredAuditEvent[]> {
+export async function auditEventsAfter(
+  deputy: Deputy,
+  afterSeq: number,
+): Promise<StoredAuditEvent[]> {
   const events: StoredAuditEvent[] = [];
   let after = afterSeq;
   for (;;) {
@@ -399,35 +416,34 @@ export async function auditEventsAfter(deputy: Deputy, afterSeq: number): Promis
   }
 }
 
-/** The seq of the newest audit event. */
+/** Returns the seq of the newest audit event. */
 export async function lastAuditSeq(deputy: Deputy): Promise<number> {
   return await maxSeqOf(deputy.database.db, 'audit_events');
 }
 
-/** The `http.request` audit events after `afterSeq`, oldest first. */
-export async function httpEvents(deputy: Deputy, afterSeq: number): Promise<StoredAuditEvent[]> {
-  return (await auditEventsAfter(deputy, afterSeq)).filter((event) => event.type === 'http.request');
-}
-
-/** What one request through the proxy did: the response, what upstreams got, what was audited. */
+/** Outcome of one request through the proxy: the response, what upstreams got, what was audited. */
 export interface Exchange {
   response: RawResponse;
   /** The JSON body, or null when the body is not JSON. */
   body: Record<string, unknown> | null;
   /** Requests the watched upstreams received meanwhile. */
   reached: ReceivedRequest[];
-  /** Every audit event written meanwhile. */
+  /** The audit events of this request: those whose request_id is its X-Request-ID. */
   events: StoredAuditEvent[];
   /** The `http.request` events among them. */
   http: StoredAuditEvent[];
+  /** `http.request` events of any request written meanwhile, for responses without an id. */
+  anyHttp: StoredAuditEvent[];
 }
 
 /** Responses of every exchange, for the checks that no secret was ever sent back. */
 export const responses: RawResponse[] = [];
 
 /**
- * Sends `raw` to Deputy and collects what it caused. `upstreams` are the servers to watch;
- * the CRM when omitted.
+ * Sends `raw` to Deputy and collects what it caused in `upstreams` (the CRM by default) and in
+ * the audit log. The proxy writes the `http.request` record after the response, so this polls
+ * for the record with the response's X-Request-ID for up to two seconds. It waits 100 ms
+ * instead when the response has no id or `audited` is false (a failed authentication).
  */
 export async function exchange(
   env: EgressEnvironment,
@@ -435,12 +451,33 @@ export async function exchange(
   upstreams: ReadonlyArray<{ received: ReceivedRequest[] | AcmeEnvironment['crm']['received'] }> = [
     env.acme.crm,
   ],
+  options: { audited?: boolean } = {},
 ): Promise<Exchange> {
   const seq = await lastAuditSeq(env.deputy);
   const before = upstreams.map((upstream) => upstream.received.length);
   const response = await send(env.port, raw);
   responses.push(response);
-  const events = await auditEventsAfter(env.deputy, seq);
+
+  const requestId = response.headers['x-request-id'];
+  let written: StoredAuditEvent[];
+  if (requestId === undefined || options.audited === false) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    written = await auditEventsAfter(env.deputy, seq);
+  } else {
+    const deadline = Date.now() + 2_000;
+    for (;;) {
+      written = await auditEventsAfter(env.deputy, seq);
+      const recorded = written.some(
+        (event) => event.type === 'http.request' && event.request_id === requestId,
+      );
+      if (recorded || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  const events = written.filter(
+    (event) => requestId !== undefined && event.request_id === requestId,
+  );
+
   let body: Record<string, unknown> | null = null;
   try {
     body = JSON.parse(response.text) as Record<string, unknown>;
@@ -450,7 +487,14 @@ export async function exchange(
   const reached = upstreams.flatMap((upstream, index) =>
     upstream.received.slice(before[index]).map((entry) => ({ rawHeaders: [], ...entry })),
   );
-  return { response, body, reached, events, http: events.filter((event) => event.type === 'http.request') };
+  return {
+    response,
+    body,
+    reached,
+    events,
+    http: events.filter((event) => event.type === 'http.request'),
+    anyHttp: written.filter((event) => event.type === 'http.request'),
+  };
 }
 
 /** Fields of every stored audit event that no test predicts. */
@@ -468,7 +512,7 @@ export interface RecordCaller {
   scope: string;
 }
 
-/** A whole `http.request` audit record, for toEqual; latency is any non-negative number. */
+/** Builds a whole `http.request` audit record for toEqual, with any non-negative latency. */
 export function httpRecord(
   caller: RecordCaller,
   fields: {
@@ -500,16 +544,19 @@ export function httpRecord(
     revision: null,
     decision_id: fields.decisionId ?? null,
     request_id: fields.requestId,
-    detail: { ...fields.detail, latency_ms: expect.toSatisfy((value: unknown) => typeof value === 'number' && value >= 0) },
+    detail: {
+      ...fields.detail,
+      latency_ms: expect.toSatisfy((value: unknown) => typeof value === 'number' && value >= 0),
+    },
   };
 }
 
-/** A connection with the schema's defaults filled in. */
+/** Parses a connection, filling in the schema's defaults. */
 export function connection(input: z.input<typeof connectionSchema>): Connection {
   return connectionSchema.parse(input);
 }
 
-/** A bundle with the schema's defaults filled in. */
+/** Parses a bundle, filling in the schema's defaults. */
 export function bundle(input: z.input<typeof bundleSchema>): Bundle {
   return bundleSchema.parse(input);
 }

@@ -40,8 +40,10 @@ const RANGES: Array<[Exclude<AddressRange, 'public'>, string, number, 'ipv4' | '
   ['reserved', '240.0.0.0', 4, 'ipv4'],
   ['reserved', '::', 128, 'ipv6'],
   ['reserved', 'ff00::', 8, 'ipv6'],
-  // NAT64 and 6to4 prefixes embed IPv4 addresses that this check would not see.
+  // NAT64 (RFC 6052, RFC 8215) and 6to4 prefixes embed IPv4 addresses that this check would
+  // not see.
   ['reserved', '64:ff9b::', 96, 'ipv6'],
+  ['reserved', '64:ff9b:1::', 48, 'ipv6'],
   ['reserved', '2002::', 16, 'ipv6'],
 ];
 

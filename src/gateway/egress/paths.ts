@@ -20,15 +20,16 @@ export class PathError extends Error {
   }
 }
 
-// CR, LF and NUL are rejected in every form; a backslash and an encoded slash because servers
-// disagree on whether they separate segments.
-const FORBIDDEN_RAW = /[\r\n\0\\]/;
-const FORBIDDEN_DECODED = /[\r\n\0/\\]/;
+// CR, LF and NUL are rejected in every form. A backslash, an encoded slash and a semicolon are
+// rejected too, because servers disagree on whether they separate segments or start path
+// parameters (Tomcat and Spring strip `;…` from a segment).
+const FORBIDDEN_RAW = /[\r\n\0\\;]/;
+const FORBIDDEN_DECODED = /[\r\n\0/\\;]/;
 
 /** Normalises the path of a request target (without the query). Throws a PathError. */
 export function normalisePath(raw: string): NormalisedPath {
   if (!raw.startsWith('/')) throw new PathError('the path must start with /');
-  if (FORBIDDEN_RAW.test(raw)) throw new PathError('the path contains CR, LF, NUL or \\');
+  if (FORBIDDEN_RAW.test(raw)) throw new PathError('the path contains CR, LF, NUL, \\ or ;');
 
   const parts = raw.slice(1).split('/');
   const trailingSlash = parts.length > 1 && parts[parts.length - 1] === '';
@@ -41,7 +42,7 @@ export function normalisePath(raw: string): NormalisedPath {
       throw new PathError('the path has an invalid percent-encoding');
     }
     if (FORBIDDEN_DECODED.test(segment)) {
-      throw new PathError('a path segment encodes /, \\, CR, LF or NUL');
+      throw new PathError('a path segment encodes /, \\, ;, CR, LF or NUL');
     }
     if (segment === '' || segment === '.') continue;
     if (segment === '..') {
@@ -59,7 +60,7 @@ export function normalisePath(raw: string): NormalisedPath {
 
 /** Percent-encodes a segment, leaving the characters RFC 3986 allows in a segment as they are. */
 function encodeSegment(segment: string): string {
-  return encodeURIComponent(segment).replace(/%(24|26|2B|2C|3A|3B|3D|40)/g, (escape) =>
+  return encodeURIComponent(segment).replace(/%(24|26|2B|2C|3A|3D|40)/g, (escape) =>
     decodeURIComponent(escape),
   );
 }

@@ -6,6 +6,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
 
 import { Agent, request as undiciRequest } from 'undici';
 
@@ -60,6 +61,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
   ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'],
   ...['upgrade', 'host', 'authorization', 'proxy-authorization', 'cookie', 'content-length'],
   ...['expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
+  // Some servers take the method from these, which would get around read_only and methods.
+  ...['x-http-method-override', 'x-http-method', 'x-method-override'],
 ]);
 const DROPPED_RESPONSE_HEADERS = new Set([
   ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'],
@@ -71,6 +74,9 @@ interface Exchange {
   readonly requestId: string;
   readonly started: number;
   readonly method: string;
+  /** Whether the request came as a forward-proxy request, which uses Proxy-Authenticate. */
+  forward: boolean;
+  decisionId: string | null;
   caller?: GatewayCaller;
   connection?: Connection;
   target?: URL;
@@ -103,12 +109,12 @@ export class EgressProxy {
     response: ServerResponse,
     rest: string,
   ): Promise<void> {
-    const exchange = newExchange(request);
+    const exchange = newExchange(request, false);
     try {
       const caller = await this.#authenticate(request.headers.authorization, false);
       exchange.caller = caller;
       const slash = rest.indexOf('/');
-      const id = decodeURIComponent(slash === -1 ? rest : rest.slice(0, slash));
+      const id = decodeConnectionId(slash === -1 ? rest : rest.slice(0, slash));
       const connection = this.#connection(caller, id);
       exchange.connection = connection;
       if (connection.url === undefined) {
@@ -131,7 +137,7 @@ export class EgressProxy {
 
   /** Serves a forward-proxy request whose target is an absolute `http:` URL. */
   async handleForward(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const exchange = newExchange(request);
+    const exchange = newExchange(request, true);
     try {
       const caller = await this.#authenticate(request.headers['proxy-authorization'], true);
       exchange.caller = caller;
@@ -272,6 +278,7 @@ export class EgressProxy {
       ],
       { actor: { type: 'agent', id: caller.agent }, requestId: exchange.requestId },
     );
+    exchange.decisionId = decision!.decisionId;
     if (!decision!.allowed) {
       throw new Refusal(403, decision!.reason, `denied: ${decision!.reason}`, decision!.decisionId);
     }
@@ -314,12 +321,12 @@ export class EgressProxy {
     if (exchange.method !== 'GET' && exchange.method !== 'HEAD') {
       body = await readBody(request, this.#options.maxBodyBytes ?? 1_048_576);
       try {
-        body = injectBodyCredential(
-          connection,
-          secret,
-          request.headers['content-type'] ?? '',
-          body,
-        );
+        const type = request.headers['content-type'] ?? '';
+        body = injectBodyCredential(connection, secret, type, body);
+        // A body made from nothing is a JSON object, and says so.
+        if (type === '' && connection.credential?.scheme === 'body' && secret !== null) {
+          headers['content-type'] = 'application/json';
+        }
       } catch (error) {
         throw new Refusal(400, 'invalid_request', (error as Error).message);
       }
@@ -355,9 +362,8 @@ export class EgressProxy {
         response.setHeader(name, value);
     }
     response.setHeader('x-request-id', exchange.requestId);
-    for await (const chunk of upstream.body) response.write(chunk);
-    response.end();
-    await this.#record(exchange, 'allow', 'granted', null, upstream.statusCode);
+    await pipeline(upstream.body, response);
+    await this.#record(exchange, 'allow', 'granted', exchange.decisionId, upstream.statusCode);
   }
 
   /** A keep-alive agent per connection that connects only to checked addresses. */
@@ -392,7 +398,7 @@ export class EgressProxy {
   async #fail(response: ServerResponse, exchange: Exchange, error: unknown) {
     if (error instanceof BearerError) {
       const status = error.status;
-      const header = status === 407 ? 'proxy-authenticate' : 'www-authenticate';
+      const header = exchange.forward ? 'proxy-authenticate' : 'www-authenticate';
       response.statusCode = status;
       response.setHeader(header, error.challenge(this.#options.resourceMetadataUrl));
       sendJson(response, exchange, {
@@ -488,12 +494,22 @@ const DOMAIN_CONNECTION = {
   timeout_ms: 30_000,
 } as unknown as Connection;
 
-function newExchange(request: IncomingMessage): Exchange {
+function newExchange(request: IncomingMessage, forward: boolean): Exchange {
   return {
     requestId: crypto.randomUUID(),
     started: performance.now(),
     method: (request.method ?? 'GET').toUpperCase(),
+    forward,
+    decisionId: null,
   };
+}
+
+function decodeConnectionId(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new Refusal(400, 'invalid_request', 'the connection id has an invalid percent-encoding');
+  }
 }
 
 function checkMethod(connection: Connection, method: string): void {
