@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 
 import type { Deputy } from '../deputy.js';
 import type { Role } from '../storage/api-keys.js';
+import { AuditRateLimit } from '../audit/rate-limit.js';
 import { ApiError } from './errors.js';
 
 declare module 'fastify' {
@@ -39,26 +40,12 @@ export function requireRole(deputy: Deputy, roles: readonly Role[]) {
   };
 }
 
-/** Most authentication failures recorded per second; the rest are counted and summarized. */
-const FAILURES_PER_SECOND = 20;
-let failureWindow = 0;
-let failuresInWindow = 0;
-let suppressedFailures = 0;
+/** Authentication failures recorded per second; the rest are counted and summarized. */
+const failureLimit = new AuditRateLimit(20);
 
 async function recordFailure(deputy: Deputy, request: FastifyRequest, problem: string) {
-  // An unauthenticated caller must not be able to flood the audit log: past the limit, failures
-  // are only counted, and the next recorded one carries the count.
-  const second = Math.floor(Date.now() / 1000);
-  if (second !== failureWindow) {
-    failureWindow = second;
-    failuresInWindow = 0;
-  }
-  if (++failuresInWindow > FAILURES_PER_SECOND) {
-    suppressedFailures++;
-    return;
-  }
-  const suppressed = suppressedFailures;
-  suppressedFailures = 0;
+  const suppressed = failureLimit.admit();
+  if (suppressed === null) return;
 
   // The key id in the header is unverified, so it is recorded as claimed, not as the actor.
   const claimedKey = /^bearer +dpy_([a-f0-9]{16})_/i.exec(request.headers.authorization ?? '')?.[1];

@@ -2,6 +2,8 @@
  * Bearer token authentication of the gateway as an OAuth protected resource (RFC 6750 and
  * RFC 9728): the token must be an active Deputy access token whose audience is the gateway.
  */
+import { AuditRateLimit } from '../audit/rate-limit.js';
+import type { Deputy } from '../deputy.js';
 import { scopeName } from '../engine/decide.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { activeToken, isActive } from '../oauth/introspection.js';
@@ -148,4 +150,39 @@ async function activeAccessToken(
 
 function text(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/** Gateway authentication failures recorded per second; the rest are counted. */
+const failureLimit = new AuditRateLimit(20);
+
+/**
+ * Records a failed gateway authentication as an `auth.failure` event, at most 20 a second.
+ * The token is not recorded: it may be someone else's valid token sent to the wrong place.
+ */
+export async function recordBearerFailure(
+  deputy: Deputy,
+  error: BearerError,
+  endpoint: 'mcp' | 'proxy',
+  requestId: string,
+): Promise<void> {
+  const suppressed = failureLimit.admit();
+  if (suppressed === null) return;
+  try {
+    await deputy.audit.append({
+      type: 'auth.failure',
+      actor: { type: 'agent', id: 'anonymous' },
+      request_id: requestId,
+      detail: {
+        problem: error.error ?? 'missing',
+        status: error.status,
+        endpoint,
+        ...(suppressed > 0 ? { suppressed_since_last: suppressed } : {}),
+      },
+    });
+  } catch (auditError) {
+    deputy.logger.error(
+      { err: auditError, requestId },
+      'audit write failed for an authentication failure',
+    );
+  }
 }

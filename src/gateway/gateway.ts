@@ -2,6 +2,7 @@
  * The gateway as one request handler in front of the HTTP API: the MCP endpoint, the HTTP
  * egress proxy and the protected resource metadata (RFC 9728). Other requests go to the API.
  */
+import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -9,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Deputy } from '../deputy.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { GATEWAY_SCOPES } from '../oauth/context.js';
-import { authenticateBearer, BearerError } from './bearer.js';
+import { authenticateBearer, BearerError, recordBearerFailure } from './bearer.js';
 import { EgressProxy } from './egress/proxy.js';
 import { McpGateway } from './mcp.js';
 import { UpstreamPool } from './upstreams.js';
@@ -135,6 +136,7 @@ export class Gateway {
       );
     } catch (error) {
       if (!(error instanceof BearerError)) throw error;
+      await recordBearerFailure(this.#options.deputy, error, 'mcp', randomUUID());
       response.setHeader('www-authenticate', error.challenge(this.resourceMetadataUrl));
       writeJson(response, error.status, {
         error: error.error ?? 'invalid_token',

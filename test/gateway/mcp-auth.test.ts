@@ -10,6 +10,8 @@ import {
   type GatewayTestEnvironment,
   identityToken,
   startGatewayEnvironment,
+  auditEventsAfter,
+  lastAuditSeq,
 } from './support.js';
 
 let environment: GatewayTestEnvironment;
@@ -100,6 +102,23 @@ describe('protected resource metadata', () => {
 });
 
 describe('MCP endpoint bearer check', () => {
+  it('records a failed authentication', async () => {
+    const before = await lastAuditSeq(environment);
+
+    await postInitialize({ authorization: 'Bearer not.a.token' });
+
+    const events = (await auditEventsAfter(environment, before)).filter(
+      (event) => event.type === 'auth.failure',
+    );
+    expect(events.map((event) => [event.actor, event.detail])).toEqual([
+      [
+        { type: 'agent', id: 'anonymous' },
+        { problem: 'invalid_token', status: 401, endpoint: 'mcp' },
+      ],
+    ]);
+    expect(JSON.stringify(events)).not.toContain('not.a.token');
+  });
+
   it('rejects a request without a token', async () => {
     const reply = await postInitialize({});
 

@@ -15,7 +15,12 @@ import type { Reason } from '../../engine/reasons.js';
 import type { Connection } from '../../model/policy.js';
 import type { OAuthContext } from '../../oauth/context.js';
 import { resolveCredential } from '../../connections/credentials.js';
-import { authenticateBearer, BearerError, type GatewayCaller } from '../bearer.js';
+import {
+  authenticateBearer,
+  BearerError,
+  type GatewayCaller,
+  recordBearerFailure,
+} from '../bearer.js';
 import {
   credentialHeaders,
   credentialQuery,
@@ -397,6 +402,7 @@ export class EgressProxy {
 
   async #fail(response: ServerResponse, exchange: Exchange, error: unknown) {
     if (error instanceof BearerError) {
+      await recordBearerFailure(this.#options.deputy, error, 'proxy', exchange.requestId);
       const status = error.status;
       const header = exchange.forward ? 'proxy-authenticate' : 'www-authenticate';
       response.statusCode = status;
