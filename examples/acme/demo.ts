@@ -56,7 +56,10 @@ async function call(client: Client, name: string, args: Record<string, unknown>)
       .replace(/\s+/g, ' ');
     return `${result.isError ? 'tool error' : 'ok'}: ${text.slice(0, 70)}`;
   } catch (error) {
-    const { code, message } = error as { code?: number; message: string };
+    const { code, message } = error as { code?: number | string; message: string };
+    // The SDK client reports an HTTP rejection with its own code and the response body.
+    const status = /"error":"([a-z_]+)"/.exec(message)?.[1];
+    if (status !== undefined) return `rejected by the gateway: ${status}`;
     return `error ${code ?? ''}: ${message.slice(0, 90)}`;
   }
 }

@@ -83,6 +83,12 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
 
   try {
     const policy = await applyExample(deputy, crm, logger, options.filesDir);
+    await deputy.audit.append({
+      type: 'secret.set',
+      workspace: 'acme',
+      actor: EXAMPLE_CALL.actor,
+      connection: 'crm',
+    });
     await deputy.secrets.put('acme', 'crm', crmKey);
     const port = options.port === 0 ? await freePort() : (options.port ?? 7420);
     const url = `http://127.0.0.1:${port}`;
@@ -96,14 +102,15 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
     const gateway = (app as unknown as { gateway: Gateway }).gateway;
     await startSharedUpstreams(gateway, policy, logger);
 
-    const call = { actor: { type: 'cli' as const, id: 'acme-example' }, requestId: null };
-    const admin = await deputy.createKey('admin', 'acme example', call);
+    const call = EXAMPLE_CALL;
+    await revokeEarlierRuns(deputy);
+    const admin = await deputy.createKey('admin', EXAMPLE_LABEL, call);
     const created = await deputy.createClient(
       {
         workspace: 'acme',
         agent: 'helper',
         authMethod: 'client_secret_basic',
-        label: 'acme example runtime',
+        label: EXAMPLE_LABEL,
       },
       call,
     );
@@ -130,6 +137,25 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeEnvironment> 
   }
 }
 
+const EXAMPLE_CALL = { actor: { type: 'cli' as const, id: 'acme-example' }, requestId: null };
+
+/** Label of the admin key and runtime client each run creates. */
+const EXAMPLE_LABEL = 'acme example';
+
+/** Revokes the admin key and disables the runtime client that an earlier run created. */
+async function revokeEarlierRuns(deputy: Deputy): Promise<void> {
+  for (const key of await deputy.keys.list()) {
+    if (key.label === EXAMPLE_LABEL && key.revokedAt === null) {
+      await deputy.revokeKey(key.id, EXAMPLE_CALL);
+    }
+  }
+  for (const client of deputy.clients.list('acme')) {
+    if (client.label === EXAMPLE_LABEL && client.disabledAt === null) {
+      await deputy.disableClient(client.clientId, EXAMPLE_CALL);
+    }
+  }
+}
+
 /** Applies the example policy, pointed at this run's CRM port, as `deputy serve` would. */
 async function applyExample(
   deputy: Deputy,
@@ -147,8 +173,7 @@ async function applyExample(
   const current = await deputy.revisions.current(fromFile.workspace.id);
   const { policy } = current ? keepDisabled(current.policy, fromFile) : { policy: fromFile };
   if (!current || !diffPolicies(current.policy, policy).unchanged) {
-    const call = { actor: { type: 'cli' as const, id: 'acme-example' }, requestId: null };
-    await deputy.apply(policy, current?.revision ?? 0, 'acme example', call);
+    await deputy.apply(policy, current?.revision ?? 0, 'acme example', EXAMPLE_CALL);
   }
   logger.debug({ workspace: policy.workspace.id }, 'example policy applied');
   return (await deputy.revisions.current(policy.workspace.id))!.policy;

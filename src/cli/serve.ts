@@ -24,7 +24,9 @@ interface ServeOptions extends StorageOptions {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('start the HTTP API (AuthZEN and admin)')
+    .description(
+      'start the HTTP API (AuthZEN, OAuth and admin) and the gateway (MCP and HTTP egress)',
+    )
     .option(
       '-c, --config <file...>',
       'policy files to apply at start when they differ from the stored revision',

@@ -11,11 +11,13 @@ import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode, Server } from '@modelcontextprotocol/server';
 
 import type { Deputy } from '../deputy.js';
+import type { Decision } from '../engine/types.js';
 import type { Connection } from '../model/policy.js';
 import type { GatewayCaller } from './bearer.js';
 import { forwardToolCall, SessionExpiredError } from './http-upstream.js';
 import { McpTransport } from './mcp-transport.js';
-import { hashArguments, redactText, redactValue } from './redact.js';
+import { redactText, redactValue } from './redact.js';
+import { type CallOutcome, toolCallRecord } from './tool-record.js';
 import {
   isToolVisible,
   namespaceTools,
@@ -39,8 +41,10 @@ export interface McpGatewayOptions {
   upstreams: UpstreamPool;
 }
 
-/** Outcome of a tool call, as recorded. */
-type CallOutcome = 'ok' | 'tool_error' | 'denied' | 'upstream_error' | 'unknown_tool';
+type ResolvedTool =
+  | { kind: 'found'; connection: Connection; tool: string; upstream: Upstream }
+  | { kind: 'unavailable'; connection: Connection; tool: string }
+  | { kind: 'unknown' };
 
 export class McpGateway {
   readonly #deputy: Deputy;
@@ -120,7 +124,8 @@ export class McpGateway {
 
   /**
    * Decides a tool call, forwards it when allowed and records it. Throws a ProtocolError for a
-   * denied call and an upstream failure; an unknown tool and a tool's own error are results.
+   * denied call and an unavailable or failed upstream; an unknown tool and a tool's own error
+   * are results.
    */
   async callTool(
     caller: GatewayCaller,
@@ -130,17 +135,43 @@ export class McpGateway {
     onProgress?: (progress: { progress: number; total?: number; message?: string }) => void,
   ): Promise<CallToolResult> {
     const started = performance.now();
-    const target = await this.#resolveTool(caller, name);
+    const resolved = await this.#resolveTool(caller, name);
+    const target = resolved.kind === 'found' ? resolved : null;
+    const secrets = secretsOf(target?.upstream);
     const record = (
       outcome: CallOutcome,
-      detail: Record<string, unknown>,
-      decisionId: string | null,
-    ) => this.#record(caller, name, target, args, requestId, started, outcome, detail, decisionId);
+      decision: Decision | null,
+      error?: string,
+    ): Promise<unknown> =>
+      this.#deputy.audit.append(
+        toolCallRecord({
+          caller,
+          name,
+          target:
+            resolved.kind === 'unavailable'
+              ? { connection: resolved.connection, tool: resolved.tool }
+              : target,
+          args,
+          requestId,
+          decision,
+          outcome,
+          latencyMs: performance.now() - started,
+          ...(error === undefined ? {} : { error }),
+          secrets,
+        }),
+      );
 
+    if (resolved.kind === 'unavailable') {
+      await record('upstream_unavailable', null);
+      throw new ProtocolError(
+        ProtocolErrorCode.InternalError,
+        `${name} is unavailable: connection ${resolved.connection.id} could not be started; see the server log`,
+      );
+    }
     // An unknown tool is a tool error, as most servers report it, so a model can correct the
     // name; it is recorded like a denial.
     if (target === null) {
-      await record('unknown_tool', {}, null);
+      await record('unknown_tool', null);
       return { content: [{ type: 'text', text: `Unknown tool: ${name}` }], isError: true };
     }
 
@@ -158,36 +189,36 @@ export class McpGateway {
       { actor: { type: 'agent', id: caller.agent }, requestId },
     );
     if (!decision!.allowed) {
-      const reason = decision!.reason;
-      await record('denied', { reason }, decision!.decisionId);
-      const guardrail = decision!.guardrail === null ? '' : ` (guardrail ${decision!.guardrail})`;
-      throw new ProtocolError(DENIED_ERROR_CODE, `Deputy denied ${name}: ${reason}${guardrail}`, {
+      const { reason, guardrail, decisionId } = decision!;
+      await record('denied', decision!);
+      const rule = guardrail === null ? '' : ` (guardrail ${guardrail})`;
+      throw new ProtocolError(DENIED_ERROR_CODE, `Deputy denied ${name}: ${reason}${rule}`, {
         reason,
-        decision_id: decision!.decisionId,
-        ...(decision!.guardrail === null ? {} : { guardrail: decision!.guardrail }),
+        decision_id: decisionId,
+        ...(guardrail === null ? {} : { guardrail }),
       });
     }
 
-    const { upstream, connection, tool } = target;
     let result: CallToolResult;
     try {
       result = await this.#forward(caller, target, args, onProgress);
     } catch (error) {
-      const text = redactText(String((error as Error).message ?? error), secretsOf(upstream));
-      await record(
-        'upstream_error',
-        { error: text.slice(0, MAX_ERROR_TEXT) },
-        decision!.decisionId,
-      );
+      const text = redactText(String((error as Error).message ?? error), secrets);
+      await record('upstream_error', decision!, text.slice(0, MAX_ERROR_TEXT));
       throw new ProtocolError(ProtocolErrorCode.InternalError, `${name} failed upstream: ${text}`);
     }
 
+    // The credential never reaches the model, even when a tool echoes its environment.
+    if (secrets.length > 0) result = redactValue(result, secrets) as CallToolResult;
     const outcome = result.isError === true ? 'tool_error' : 'ok';
-    const detail = outcome === 'tool_error' ? { error: errorText(result, upstream) } : {};
+    const error = outcome === 'tool_error' ? errorText(result) : undefined;
     // The decision was recorded before forwarding; the outcome is recorded without holding the
     // result back. NOTE: a crash before its commit loses the outcome, not the decision.
-    record(outcome, detail, decision!.decisionId).catch((error: unknown) =>
-      this.#deputy.logger.error({ err: error, requestId }, 'audit write of a tool outcome failed'),
+    record(outcome, decision!, error).catch((auditError: unknown) =>
+      this.#deputy.logger.error(
+        { err: auditError, requestId },
+        'audit write of a tool outcome failed',
+      ),
     );
     return result;
   }
@@ -228,15 +259,21 @@ export class McpGateway {
     }
   }
 
-  /** The upstream tool a gateway name refers to, or null when no upstream lists it. */
-  async #resolveTool(caller: GatewayCaller, name: string) {
+  /**
+   * Finds the upstream tool a gateway name refers to. A name whose connection could not be
+   * started is `unavailable`, so the caller learns why rather than that the tool is unknown.
+   */
+  async #resolveTool(caller: GatewayCaller, name: string): Promise<ResolvedTool> {
+    let unavailable: ResolvedTool | null = null;
     for (const candidate of splitToolName(name, this.#mcpConnections(caller))) {
       const upstream = await this.#upstream(caller, candidate.connection).catch(() => null);
-      if (upstream?.tools.some((tool) => tool.name === candidate.tool)) {
-        return { ...candidate, upstream };
+      if (upstream === null) {
+        unavailable ??= { kind: 'unavailable', ...candidate };
+      } else if (upstream.tools.some((tool) => tool.name === candidate.tool)) {
+        return { kind: 'found', ...candidate, upstream };
       }
     }
-    return null;
+    return unavailable ?? { kind: 'unknown' };
   }
 
   #mcpConnections(caller: GatewayCaller): Connection[] {
@@ -255,50 +292,6 @@ export class McpGateway {
       throw error;
     }
   }
-
-  async #record(
-    caller: GatewayCaller,
-    name: string,
-    target: { connection: Connection; tool: string; upstream: Upstream } | null,
-    args: Record<string, unknown>,
-    requestId: string,
-    started: number,
-    outcome: CallOutcome,
-    detail: Record<string, unknown>,
-    decisionId: string | null,
-  ): Promise<void> {
-    const connection = target?.connection;
-    const recordArguments = connection?.audit_arguments === true;
-    await this.#deputy.audit.append({
-      type: 'tool.call',
-      workspace: caller.workspace,
-      actor: { type: 'agent', id: caller.agent },
-      identity: caller.identity,
-      invoker: caller.invoker ?? null,
-      scope: caller.scope,
-      action: TOOL_ACTION,
-      resource: target ? toolResource(target.connection.id, target.tool) : null,
-      connection: connection?.id ?? null,
-      decision: outcome === 'denied' || outcome === 'unknown_tool' ? 'deny' : 'allow',
-      reason:
-        typeof detail.reason === 'string'
-          ? detail.reason
-          : outcome === 'unknown_tool'
-            ? 'unknown_tool'
-            : 'granted',
-      decision_id: decisionId,
-      request_id: requestId,
-      detail: {
-        tool: name,
-        outcome,
-        arguments_sha256: safeHash(args),
-        ...(recordArguments ? { arguments: redactValue(args, secretsOf(target?.upstream)) } : {}),
-        latency_ms: Math.round((performance.now() - started) * 100) / 100,
-        ...(caller.thread === undefined ? {} : { thread: caller.thread }),
-        ...(typeof detail.error === 'string' ? { error: detail.error } : {}),
-      },
-    });
-  }
 }
 
 /**
@@ -314,18 +307,9 @@ function secretsOf(upstream: Upstream | undefined): string[] {
   return upstream?.secret ? [upstream.secret] : [];
 }
 
-function errorText(result: CallToolResult, upstream: Upstream): string {
-  const text = result.content
+function errorText(result: CallToolResult): string {
+  return result.content
     .map((block) => (block.type === 'text' ? block.text : ''))
     .join(' ')
     .slice(0, MAX_ERROR_TEXT);
-  return redactText(text, secretsOf(upstream));
-}
-
-function safeHash(args: unknown): string | null {
-  try {
-    return hashArguments(args);
-  } catch {
-    return null;
-  }
 }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 import BetterSqlite3 from 'better-sqlite3';
@@ -101,6 +101,9 @@ function connectSqlite(path: string, synchronous: 'full' | 'normal'): Database {
     mkdirSync(dirname(resolve(path)), { recursive: true });
   }
   const sqlite = new BetterSqlite3(path);
+  // The database holds sealed secrets and hashed keys: only the owner reads it. SQLite gives
+  // the WAL and shared-memory files the same mode.
+  if (path !== ':memory:') chmodSync(path, 0o600);
   sqlite.pragma('journal_mode = WAL');
   // FULL makes every commit durable (fsync of the WAL); the audit log's group commit keeps
   // that affordable. NORMAL, on request, skips the fsync at commit.

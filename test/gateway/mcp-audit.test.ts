@@ -84,10 +84,10 @@ describe('tool.call event', () => {
       resource: 'tool:files/read_text_file',
       decision: 'allow',
       reason: 'granted',
-      bundle: null,
-      grant: null,
+      bundle: 'engineering',
+      grant: 'engineering#tool:files/**',
       connection: 'files',
-      revision: null,
+      revision: 1,
       decision_id: decision!.decision_id,
       request_id: decision!.request_id,
       detail: {

@@ -97,10 +97,10 @@ describe('warehouse__query in C03DATA', () => {
       resource: 'tool:warehouse/query',
       decision: 'allow',
       reason: 'granted',
-      bundle: null,
-      grant: null,
+      bundle: 'analytics',
+      grant: 'analytics#tool:warehouse/query',
       connection: 'warehouse',
-      revision: null,
+      revision: 1,
       decision_id: events[0]!.decision_id,
       request_id: events[0]!.request_id,
       detail: {

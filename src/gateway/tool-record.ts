@@ -1,0 +1,73 @@
+/** The `tool.call` audit event of a call through the MCP gateway. */
+import type { AuditRecordInput } from '../audit/event.js';
+import type { Decision } from '../engine/types.js';
+import type { Connection } from '../model/policy.js';
+import type { GatewayCaller } from './bearer.js';
+import { hashArguments, redactValue } from './redact.js';
+import { TOOL_ACTION, toolResource } from './tools.js';
+
+/** Outcome of a tool call, as recorded. */
+export type CallOutcome =
+  'ok' | 'tool_error' | 'denied' | 'upstream_error' | 'upstream_unavailable' | 'unknown_tool';
+
+export interface ToolCallFacts {
+  caller: GatewayCaller;
+  /** The tool name as the caller sent it. */
+  name: string;
+  /** The connection and upstream tool it resolved to, when it did. */
+  target: { connection: Connection; tool: string } | null;
+  args: Record<string, unknown>;
+  requestId: string;
+  /** The decision, once made. */
+  decision: Decision | null;
+  outcome: CallOutcome;
+  latencyMs: number;
+  /** Upstream error text, already redacted. */
+  error?: string;
+  /** Secrets to redact from recorded arguments. */
+  secrets: readonly string[];
+}
+
+export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
+  const { caller, target, decision, outcome } = facts;
+  const denied = outcome === 'denied' || outcome === 'unknown_tool';
+  let reason = decision?.reason ?? outcome;
+  if (outcome === 'upstream_unavailable') reason = 'upstream_unavailable';
+  return {
+    type: 'tool.call',
+    workspace: caller.workspace,
+    actor: { type: 'agent', id: caller.agent },
+    identity: caller.identity,
+    invoker: caller.invoker ?? null,
+    scope: caller.scope,
+    action: TOOL_ACTION,
+    resource: target ? toolResource(target.connection.id, target.tool) : null,
+    connection: target?.connection.id ?? null,
+    decision: denied || outcome === 'upstream_unavailable' ? 'deny' : 'allow',
+    reason,
+    bundle: decision?.bundle ?? null,
+    grant: decision?.grant ?? null,
+    revision: decision?.revision ?? null,
+    decision_id: decision?.decisionId ?? null,
+    request_id: facts.requestId,
+    detail: {
+      tool: facts.name,
+      outcome,
+      arguments_sha256: safeHash(facts.args),
+      ...(target?.connection.audit_arguments
+        ? { arguments: redactValue(facts.args, facts.secrets) }
+        : {}),
+      latency_ms: Math.round(facts.latencyMs * 100) / 100,
+      ...(caller.thread === undefined ? {} : { thread: caller.thread }),
+      ...(facts.error === undefined ? {} : { error: facts.error }),
+    },
+  };
+}
+
+function safeHash(args: unknown): string | null {
+  try {
+    return hashArguments(args);
+  } catch {
+    return null;
+  }
+}
