@@ -27,6 +27,8 @@ export interface GatewayCaller {
   readonly jti: string;
   /** Expiry of the token, in seconds since the epoch. */
   readonly expiresAt: number;
+  /** Checks again that the token is active: not expired, revoked or disabled since. */
+  readonly isActive: () => boolean;
 }
 
 /** A failed authentication: the status, the RFC 6750 error code and the challenge to send. */
@@ -112,6 +114,7 @@ export async function authenticateBearer(
     clientId: claims.client_id as string,
     jti: claims.jti,
     expiresAt: claims.exp,
+    isActive: () => claims.exp > Date.now() / 1000 && isActive(context, claims, ACCESS_TOKEN_TYPE),
   };
 }
 

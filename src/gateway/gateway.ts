@@ -12,6 +12,7 @@ import type { OAuthContext } from '../oauth/context.js';
 import { GATEWAY_SCOPES } from '../oauth/context.js';
 import { authenticateBearer, BearerError, recordBearerFailure } from './bearer.js';
 import { EgressProxy } from './egress/proxy.js';
+import { InFlightCalls } from './in-flight.js';
 import { McpGateway } from './mcp.js';
 import { UpstreamPool } from './upstreams.js';
 
@@ -44,6 +45,7 @@ export class Gateway {
   readonly #mcp: McpGateway;
   readonly #egress: EgressProxy;
   readonly #origins: ReadonlySet<string>;
+  readonly #inFlight = new InFlightCalls();
 
   constructor(options: GatewayOptions) {
     const issuer = options.oauth.settings.issuer;
@@ -57,12 +59,17 @@ export class Gateway {
       compartmentDir: options.compartmentDir,
       ...(options.env ? { env: options.env } : {}),
     });
-    this.#mcp = new McpGateway({ deputy: options.deputy, upstreams: this.upstreams });
+    this.#mcp = new McpGateway({
+      deputy: options.deputy,
+      upstreams: this.upstreams,
+      inFlight: this.#inFlight,
+    });
     this.#egress = new EgressProxy({
       deputy: options.deputy,
       oauth: options.oauth,
       resource: this.resource,
       resourceMetadataUrl: this.resourceMetadataUrl,
+      inFlight: this.#inFlight,
       ...(options.env ? { env: options.env } : {}),
     });
   }
@@ -171,6 +178,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.#inFlight.close();
     await this.#mcp.close();
     await this.#egress.close();
     await this.upstreams.close();

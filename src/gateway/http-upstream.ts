@@ -31,6 +31,7 @@ export async function forwardToolCall(
   name: string,
   args: Record<string, unknown>,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<CallToolResult> {
   const id = `deputy-${nextId++}`;
   const headers: Record<string, string> = {
@@ -53,6 +54,7 @@ export async function forwardToolCall(
     }),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    ...(signal ? { signal } : {}),
   });
   if (response.statusCode === 404 && session.sessionId !== undefined) {
     await response.body.dump();

@@ -15,6 +15,7 @@ import type { Decision } from '../engine/types.js';
 import type { Connection } from '../model/policy.js';
 import type { GatewayCaller } from './bearer.js';
 import { forwardToolCall, SessionExpiredError } from './http-upstream.js';
+import { CallRevokedError, type InFlightCalls } from './in-flight.js';
 import { McpTransport } from './mcp-transport.js';
 import { redactText, redactValue } from './redact.js';
 import { type CallOutcome, toolCallRecord } from './tool-record.js';
@@ -39,6 +40,7 @@ const MAX_ERROR_TEXT = 500;
 export interface McpGatewayOptions {
   deputy: Deputy;
   upstreams: UpstreamPool;
+  inFlight: InFlightCalls;
 }
 
 type ResolvedTool =
@@ -50,10 +52,12 @@ export class McpGateway {
   readonly #deputy: Deputy;
   readonly #upstreams: UpstreamPool;
   readonly #transport: McpTransport;
+  readonly #inFlight: InFlightCalls;
 
   constructor(options: McpGatewayOptions) {
     this.#deputy = options.deputy;
     this.#upstreams = options.upstreams;
+    this.#inFlight = options.inFlight;
     this.#transport = new McpTransport({
       createServer: (caller) => this.#server(caller),
       callTool: (caller, name, args, requestId) => this.callTool(caller, name, args, requestId),
@@ -203,6 +207,13 @@ export class McpGateway {
     try {
       result = await this.#forward(caller, target, args, onProgress);
     } catch (error) {
+      if (error instanceof CallRevokedError) {
+        await record('revoked', decision!);
+        throw new ProtocolError(DENIED_ERROR_CODE, `Deputy stopped ${name}: ${error.message}`, {
+          reason: error.reason,
+          decision_id: decision!.decisionId,
+        });
+      }
       const text = redactText(String((error as Error).message ?? error), secrets);
       await record('upstream_error', decision!, text.slice(0, MAX_ERROR_TEXT));
       throw new ProtocolError(ProtocolErrorCode.InternalError, `${name} failed upstream: ${text}`);
@@ -235,28 +246,33 @@ export class McpGateway {
       ((progress: { progress: number; total?: number; message?: string }) => void) | undefined,
   ): Promise<CallToolResult> {
     const { connection, tool } = target;
-    const viaSdk = (upstream: Upstream) =>
+    const viaSdk = (upstream: Upstream, signal: AbortSignal) =>
       upstream.client.callTool(
         { name: tool, arguments: args },
         {
           timeout: connection.timeout_ms,
+          signal,
           ...(onProgress ? { onprogress: onProgress, resetTimeoutOnProgress: true } : {}),
         },
       ) as Promise<CallToolResult>;
 
-    const { upstream } = target;
-    if (upstream.http === null || onProgress !== undefined)
-      return await upstream.limit(() => viaSdk(upstream));
-    try {
-      return await upstream.limit(() =>
-        forwardToolCall(upstream.http!, tool, args, connection.timeout_ms),
-      );
-    } catch (error) {
-      if (!(error instanceof SessionExpiredError)) throw error;
-      await upstream.client.close().catch(() => undefined);
-      const reopened = await this.#upstream(caller, connection);
-      return await reopened.limit(() => viaSdk(reopened));
-    }
+    // A call in flight stops when its token stops being active (the kill switch).
+    return await this.#inFlight.run(caller.isActive, async (signal) => {
+      const { upstream } = target;
+      if (upstream.http === null || onProgress !== undefined) {
+        return await upstream.limit(() => viaSdk(upstream, signal));
+      }
+      try {
+        return await upstream.limit(() =>
+          forwardToolCall(upstream.http!, tool, args, connection.timeout_ms, signal),
+        );
+      } catch (error) {
+        if (!(error instanceof SessionExpiredError)) throw error;
+        await upstream.client.close().catch(() => undefined);
+        const reopened = await this.#upstream(caller, connection);
+        return await reopened.limit(() => viaSdk(reopened, signal));
+      }
+    });
   }
 
   /**

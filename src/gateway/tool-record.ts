@@ -8,7 +8,13 @@ import { TOOL_ACTION, toolResource } from './tools.js';
 
 /** Outcome of a tool call, as recorded. */
 export type CallOutcome =
-  'ok' | 'tool_error' | 'denied' | 'upstream_error' | 'upstream_unavailable' | 'unknown_tool';
+  | 'ok'
+  | 'tool_error'
+  | 'denied'
+  | 'upstream_error'
+  | 'upstream_unavailable'
+  | 'unknown_tool'
+  | 'revoked';
 
 export interface ToolCallFacts {
   caller: GatewayCaller;
@@ -30,9 +36,10 @@ export interface ToolCallFacts {
 
 export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   const { caller, target, decision, outcome } = facts;
-  const denied = outcome === 'denied' || outcome === 'unknown_tool';
-  let reason = decision?.reason ?? outcome;
+  const denied = ['denied', 'unknown_tool', 'upstream_unavailable', 'revoked'].includes(outcome);
+  let reason: string = decision?.reason ?? outcome;
   if (outcome === 'upstream_unavailable') reason = 'upstream_unavailable';
+  if (outcome === 'revoked') reason = 'token_revoked';
   return {
     type: 'tool.call',
     workspace: caller.workspace,
@@ -43,7 +50,7 @@ export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
     action: TOOL_ACTION,
     resource: target ? toolResource(target.connection.id, target.tool) : null,
     connection: target?.connection.id ?? null,
-    decision: denied || outcome === 'upstream_unavailable' ? 'deny' : 'allow',
+    decision: denied ? 'deny' : 'allow',
     reason,
     bundle: decision?.bundle ?? null,
     grant: decision?.grant ?? null,

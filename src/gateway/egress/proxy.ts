@@ -27,6 +27,7 @@ import {
   injectBodyCredential,
   isHttpScheme,
 } from '../credential-injection.js';
+import { CallRevokedError, type InFlightCalls } from '../in-flight.js';
 import { DestinationError, hostKey, isHostAllowed, resolveDestination } from './destination.js';
 import { isUnderPrefix, matchRoute, normalisePath, PathError } from './paths.js';
 
@@ -43,6 +44,7 @@ export type EgressRefusal =
   | 'credential_unavailable'
   | 'upstream_error'
   | 'upstream_timeout'
+  | 'token_revoked'
   | Reason;
 
 export interface EgressOptions {
@@ -56,6 +58,8 @@ export interface EgressOptions {
   maxBodyBytes?: number;
   /** Environment that `env:NAME` secret references read. @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
+  /** Requests in flight, stopped when their token stops being active. */
+  inFlight: InFlightCalls;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -338,17 +342,42 @@ export class EgressProxy {
     }
 
     await resolveDestination(connection, url.hostname.replace(/^\[(.*)\]$/, '$1'));
-    let upstream: Awaited<ReturnType<typeof undiciRequest>>;
+    // The request, and the response body after it, stop when the token stops being active.
+    const status = await this.#options.inFlight.run(exchange.caller!.isActive, async (signal) => {
+      const upstream = await this.#request(connection, url, exchange.method, headers, body, signal);
+      response.statusCode = upstream.statusCode;
+      for (const [name, value] of Object.entries(upstream.headers)) {
+        if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name)) {
+          response.setHeader(name, value);
+        }
+      }
+      response.setHeader('x-request-id', exchange.requestId);
+      await pipeline(upstream.body, response);
+      return upstream.statusCode;
+    });
+    await this.#record(exchange, 'allow', 'granted', exchange.decisionId, status);
+  }
+
+  async #request(
+    connection: Connection,
+    url: URL,
+    method: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer | undefined,
+    signal: AbortSignal,
+  ) {
     try {
-      upstream = await undiciRequest(url, {
-        method: exchange.method as 'GET',
+      return await undiciRequest(url, {
+        method: method as 'GET',
         headers,
         body,
+        signal,
         dispatcher: this.#agent(connection),
         headersTimeout: connection.timeout_ms,
         bodyTimeout: connection.timeout_ms,
       });
     } catch (error) {
+      if (signal.aborted) throw error;
       const code = (error as { code?: string }).code;
       if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
         throw new Refusal(504, 'upstream_timeout', `connection ${connection.id} timed out`);
@@ -360,15 +389,6 @@ export class EgressProxy {
         `connection ${connection.id} failed (${code ?? 'error'})`,
       );
     }
-
-    response.statusCode = upstream.statusCode;
-    for (const [name, value] of Object.entries(upstream.headers)) {
-      if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name))
-        response.setHeader(name, value);
-    }
-    response.setHeader('x-request-id', exchange.requestId);
-    await pipeline(upstream.body, response);
-    await this.#record(exchange, 'allow', 'granted', exchange.decisionId, upstream.statusCode);
   }
 
   /** A keep-alive agent per connection that connects only to checked addresses. */
@@ -415,7 +435,9 @@ export class EgressProxy {
     }
     let refusal: Refusal;
     if (error instanceof Refusal) refusal = error;
-    else if (error instanceof PathError)
+    else if (error instanceof CallRevokedError) {
+      refusal = new Refusal(403, 'token_revoked', error.message, exchange.decisionId);
+    } else if (error instanceof PathError)
       refusal = new Refusal(400, 'invalid_request', error.message);
     else if (error instanceof DestinationError) {
       refusal = new Refusal(
