@@ -5,7 +5,7 @@
  */
 import type { CallToolResult } from '@modelcontextprotocol/client';
 import { ProtocolError, ProtocolErrorCode } from '@modelcontextprotocol/server';
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
 
 /** The upstream session of an SDK client, as the forwarder uses it. */
 export interface HttpSession {
@@ -14,6 +14,8 @@ export interface HttpSession {
   readonly protocolVersion: string | undefined;
   /** Credential headers of the connection. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The agent that checks every address it connects to. */
+  readonly dispatcher: Dispatcher;
 }
 
 /** Raised when the upstream answers HTTP 404 for the session, so it can be opened again. */
@@ -54,6 +56,7 @@ export async function forwardToolCall(
     }),
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    dispatcher: session.dispatcher,
     ...(signal ? { signal } : {}),
   });
   if (response.statusCode === 404 && session.sessionId !== undefined) {

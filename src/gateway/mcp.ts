@@ -17,7 +17,8 @@ import type { GatewayCaller } from './bearer.js';
 import { forwardToolCall, SessionExpiredError } from './http-upstream.js';
 import { CallRevokedError, type InFlightCalls } from './in-flight.js';
 import { McpTransport } from './mcp-transport.js';
-import { redactText, redactValue } from './redact.js';
+import { normalizeAuditRecord } from '../audit/event.js';
+import { redactText, scrubSecrets } from './redact.js';
 import { type CallOutcome, toolCallRecord } from './tool-record.js';
 import {
   isToolVisible,
@@ -42,6 +43,9 @@ export interface McpGatewayOptions {
   upstreams: UpstreamPool;
   inFlight: InFlightCalls;
 }
+
+/** A progress notification's values, without its token. */
+type Progress = { progress: number; total?: number; message?: string };
 
 type ResolvedTool =
   | { kind: 'found'; connection: Connection; tool: string; upstream: Upstream }
@@ -136,7 +140,7 @@ export class McpGateway {
     name: string,
     args: Record<string, unknown>,
     requestId: string,
-    onProgress?: (progress: { progress: number; total?: number; message?: string }) => void,
+    onProgress?: (progress: Progress) => void,
   ): Promise<CallToolResult> {
     const started = performance.now();
     const resolved = await this.#resolveTool(caller, name);
@@ -203,9 +207,37 @@ export class McpGateway {
       });
     }
 
+    // Fail closed: the outcome event must be storable before the call is made.
+    try {
+      normalizeAuditRecord(
+        toolCallRecord({
+          caller,
+          name,
+          target,
+          args,
+          requestId,
+          decision: decision!,
+          outcome: 'ok',
+          latencyMs: 0,
+          secrets,
+        }),
+      );
+    } catch (error) {
+      this.#deputy.logger.error({ err: error, requestId }, 'tool call record invalid; denying');
+      throw new ProtocolError(DENIED_ERROR_CODE, `Deputy denied ${name}: audit_unavailable`, {
+        reason: 'audit_unavailable',
+        decision_id: decision!.decisionId,
+      });
+    }
+
+    // Progress messages are scrubbed of the credential like results.
+    const relay =
+      onProgress && secrets.length > 0
+        ? (progress: Progress) => onProgress(scrubSecrets(progress, secrets))
+        : onProgress;
     let result: CallToolResult;
     try {
-      result = await this.#forward(caller, target, args, onProgress);
+      result = await this.#forward(caller, target, args, relay);
     } catch (error) {
       if (error instanceof CallRevokedError) {
         await record('revoked', decision!);
@@ -220,7 +252,7 @@ export class McpGateway {
     }
 
     // The credential never reaches the model, even when a tool echoes its environment.
-    if (secrets.length > 0) result = redactValue(result, secrets) as CallToolResult;
+    if (secrets.length > 0) result = scrubSecrets(result, secrets);
     const outcome = result.isError === true ? 'tool_error' : 'ok';
     const error = outcome === 'tool_error' ? errorText(result) : undefined;
     // The decision was recorded before forwarding; the outcome is recorded without holding the

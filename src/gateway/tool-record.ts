@@ -34,6 +34,16 @@ export interface ToolCallFacts {
   secrets: readonly string[];
 }
 
+/** Longest recorded arguments, as JSON text, in characters; longer ones are cut. */
+const MAX_RECORDED_ARGUMENTS = 16_384;
+
+/** Longest recorded tool name, in characters. */
+const MAX_RECORDED_NAME = 256;
+
+/**
+ * Builds the `tool.call` event. Its size is bounded whatever the caller sent, so that no
+ * argument can make the event too large to store and keep a call out of the log.
+ */
 export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   const { caller, target, decision, outcome } = facts;
   const denied = ['denied', 'unknown_tool', 'upstream_unavailable', 'revoked'].includes(outcome);
@@ -58,12 +68,10 @@ export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
     decision_id: decision?.decisionId ?? null,
     request_id: facts.requestId,
     detail: {
-      tool: facts.name,
+      tool: facts.name.slice(0, MAX_RECORDED_NAME),
       outcome,
-      arguments_sha256: safeHash(facts.args),
-      ...(target?.connection.audit_arguments
-        ? { arguments: redactValue(facts.args, facts.secrets) }
-        : {}),
+      arguments_sha256: hashArguments(facts.args),
+      ...(target?.connection.audit_arguments ? recordedArguments(facts.args, facts.secrets) : {}),
       latency_ms: Math.round(facts.latencyMs * 100) / 100,
       ...(caller.thread === undefined ? {} : { thread: caller.thread }),
       ...(facts.error === undefined ? {} : { error: facts.error }),
@@ -71,10 +79,13 @@ export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   };
 }
 
-function safeHash(args: unknown): string | null {
-  try {
-    return hashArguments(args);
-  } catch {
-    return null;
-  }
+/** The arguments as recorded: redacted, and as a cut JSON text when they are too long. */
+function recordedArguments(args: unknown, secrets: readonly string[]): Record<string, unknown> {
+  const redacted = redactValue(args, secrets);
+  const text = JSON.stringify(redacted);
+  if (text.length <= MAX_RECORDED_ARGUMENTS) return { arguments: redacted };
+  return {
+    arguments_truncated: text.slice(0, MAX_RECORDED_ARGUMENTS),
+    arguments_length: text.length,
+  };
 }

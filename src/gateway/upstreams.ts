@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport, type Tool } from '@modelcontextprotocol/client';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { Logger } from 'pino';
+import { type Agent, fetch as undiciFetch } from 'undici';
 
 import { resolveCredential } from '../connections/credentials.js';
 import type { Connection } from '../model/policy.js';
 import type { SecretStore } from '../storage/secrets.js';
 import { credentialHeaders } from './credential-injection.js';
-import { checkUpstreamUrl } from './egress/destination.js';
+import { checkUpstreamUrl, createCheckedAgent } from './egress/destination.js';
 import type { HttpSession } from './http-upstream.js';
 
 /** A connected upstream MCP server and the tools it currently lists. */
@@ -75,7 +76,9 @@ export class UpstreamPool {
     this.#upstreams.set(key, started);
     started.then(
       (upstream) => {
+        const previous = upstream.client.onclose;
         upstream.client.onclose = () => {
+          previous?.();
           if (this.#upstreams.get(key) === started) this.#upstreams.delete(key);
         };
       },
@@ -104,11 +107,24 @@ export class UpstreamPool {
       },
     );
 
+    const dispatcher = connection.command === undefined ? createCheckedAgent(connection) : null;
     const transport =
-      connection.command !== undefined
+      dispatcher === null
         ? await this.#stdioTransport(workspace, connection, compartment, secret)
-        : await httpTransport(connection, secret);
-    await client.connect(transport, { timeout: connection.timeout_ms });
+        : await httpTransport(connection, secret, dispatcher);
+    if (dispatcher !== null) {
+      const closed = client.onclose;
+      client.onclose = () => {
+        void dispatcher.close();
+        closed?.();
+      };
+    }
+    try {
+      await client.connect(transport, { timeout: connection.timeout_ms });
+    } catch (error) {
+      await dispatcher?.close();
+      throw error;
+    }
     const http =
       transport instanceof StreamableHTTPClientTransport
         ? {
@@ -116,6 +132,7 @@ export class UpstreamPool {
             sessionId: transport.sessionId,
             protocolVersion: client.getNegotiatedProtocolVersion(),
             headers: credentialHeaders(connection, secret),
+            dispatcher: dispatcher!,
           }
         : null;
     const { tools } = await client.listTools(undefined, { timeout: connection.timeout_ms });
@@ -221,15 +238,23 @@ function concurrencyLimit(max: number | undefined): Upstream['limit'] {
 
 type TaggedPromise = Promise<Upstream> & { fingerprint?: string };
 
+/**
+ * The transport of a Streamable HTTP upstream. Its requests go through an agent that checks
+ * every address it connects to, like the egress proxy, so the address check binds.
+ */
 async function httpTransport(
   connection: Connection,
   secret: string | null,
+  dispatcher: Agent,
 ): Promise<StreamableHTTPClientTransport> {
   const url = await checkUpstreamUrl(connection);
   const headers = credentialHeaders(connection, secret);
+  const checkedFetch = (input: string | URL, init?: RequestInit) =>
+    undiciFetch(input, { ...(init as object), dispatcher }) as unknown as Promise<Response>;
   return new StreamableHTTPClientTransport(url, {
     requestInit: { headers, redirect: 'manual' },
     redirectPolicy: 'same-origin',
+    fetch: checkedFetch,
   });
 }
 

@@ -94,6 +94,7 @@ describe('route mode, /proxy/crm/…', () => {
       accept: 'application/json',
       'x-trace': 'kept',
       'x-api-key': env.crmKey,
+      'accept-encoding': 'identity',
     });
 
     const requestId = result.response.headers['x-request-id'];
@@ -188,6 +189,7 @@ describe('route mode, /proxy/crm/…', () => {
       'content-type': 'application/json',
       'content-length': String(Buffer.byteLength(body)),
       'x-api-key': env.crmKey,
+      'accept-encoding': 'identity',
     });
     expect(result.events.find((event) => event.type === 'decision')).toMatchObject({
       decision: 'allow',
@@ -546,6 +548,7 @@ describe('forward-proxy mode, GET http://127.0.0.1:<crm port>/…', () => {
       host: crmHost,
       connection: 'keep-alive',
       'x-api-key': env.crmKey,
+      'accept-encoding': 'identity',
     });
     expect(result.http).toEqual([
       httpRecord(SALES, {

@@ -6,6 +6,8 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 
+import { Agent } from 'undici';
+
 import type { Connection } from '../../model/policy.js';
 
 export type AddressRange = 'public' | 'loopback' | 'private' | 'link_local' | 'reserved';
@@ -151,4 +153,26 @@ export async function checkUpstreamUrl(connection: Connection): Promise<URL> {
   }
   await resolveDestination(connection, url.hostname);
   return url;
+}
+
+/**
+ * An undici agent for one connection that connects only to checked addresses: every new
+ * socket resolves the name again and checks the answer before connecting, so a DNS answer
+ * that changes after an earlier check is never connected to. It follows no redirects.
+ */
+export function createCheckedAgent(connection: Connection): Agent {
+  return new Agent({
+    connect: {
+      lookup: (hostname, options, callback) => {
+        resolveDestination(connection, hostname).then(
+          ({ address, family }) => {
+            if ((options as { all?: boolean }).all) callback(null, [{ address, family }] as never);
+            else callback(null, address, family);
+          },
+          (error: Error) => callback(error as NodeJS.ErrnoException, '', 4),
+        );
+      },
+    },
+    maxRedirections: 0,
+  } as Agent.Options);
 }

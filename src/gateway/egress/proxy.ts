@@ -15,6 +15,7 @@ import type { Reason } from '../../engine/reasons.js';
 import type { Connection } from '../../model/policy.js';
 import type { OAuthContext } from '../../oauth/context.js';
 import { resolveCredential } from '../../connections/credentials.js';
+import { REDACTED } from '../redact.js';
 import {
   authenticateBearer,
   BearerError,
@@ -28,8 +29,15 @@ import {
   isHttpScheme,
 } from '../credential-injection.js';
 import { CallRevokedError, type InFlightCalls } from '../in-flight.js';
-import { DestinationError, hostKey, isHostAllowed, resolveDestination } from './destination.js';
+import {
+  createCheckedAgent,
+  DestinationError,
+  hostKey,
+  isHostAllowed,
+  resolveDestination,
+} from './destination.js';
 import { isUnderPrefix, matchRoute, normalisePath, PathError } from './paths.js';
+import { scrubStream } from './scrub.js';
 
 /** Reason codes of a rejected request, besides the decision reasons. */
 export type EgressRefusal =
@@ -72,6 +80,8 @@ const DROPPED_REQUEST_HEADERS = new Set([
   ...['expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
   // Some servers take the method from these, which would get around read_only and methods.
   ...['x-http-method-override', 'x-http-method', 'x-method-override'],
+  // Headers that identify the caller or rewrite the URL on some servers.
+  ...['via', 'x-real-ip', 'true-client-ip', 'x-client-ip', 'x-original-url', 'x-rewrite-url'],
 ]);
 const DROPPED_RESPONSE_HEADERS = new Set([
   ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'],
@@ -86,6 +96,8 @@ interface Exchange {
   /** Whether the request came as a forward-proxy request, which uses Proxy-Authenticate. */
   forward: boolean;
   decisionId: string | null;
+  /** Status the upstream answered, once its headers arrived. */
+  status?: number;
   caller?: GatewayCaller;
   connection?: Connection;
   target?: URL;
@@ -343,16 +355,29 @@ export class EgressProxy {
 
     await resolveDestination(connection, url.hostname.replace(/^\[(.*)\]$/, '$1'));
     // The request, and the response body after it, stop when the token stops being active.
+    // A response is checked for the credential, which needs it uncompressed.
+    if (secret !== null) headers['accept-encoding'] = 'identity';
     const status = await this.#options.inFlight.run(exchange.caller!.isActive, async (signal) => {
       const upstream = await this.#request(connection, url, exchange.method, headers, body, signal);
+      const encoding = String(upstream.headers['content-encoding'] ?? 'identity').toLowerCase();
+      if (secret !== null && encoding !== 'identity') {
+        await upstream.body.dump();
+        throw new Refusal(
+          502,
+          'upstream_error',
+          `connection ${connection.id} sent a ${encoding} response, which cannot be checked for the credential`,
+        );
+      }
       response.statusCode = upstream.statusCode;
       for (const [name, value] of Object.entries(upstream.headers)) {
-        if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name)) {
-          response.setHeader(name, value);
-        }
+        if (value === undefined || DROPPED_RESPONSE_HEADERS.has(name)) continue;
+        if (secret !== null && name === 'content-length') continue;
+        response.setHeader(name, secret === null ? value : scrubHeader(value, secret));
       }
       response.setHeader('x-request-id', exchange.requestId);
-      await pipeline(upstream.body, response);
+      exchange.status = upstream.statusCode;
+      if (secret === null) await pipeline(upstream.body, response);
+      else await pipeline(upstream.body, scrubStream(secret), response);
       return upstream.statusCode;
     });
     await this.#record(exchange, 'allow', 'granted', exchange.decisionId, status);
@@ -399,23 +424,7 @@ export class EgressProxy {
     if (cached?.fingerprint === fingerprint) return cached.agent;
     if (cached) void cached.agent.close();
 
-    const agent = new Agent({
-      connect: {
-        // Every new socket resolves the name again and checks the answer before connecting, so
-        // a DNS answer that changes after the first check is never connected to.
-        lookup: (hostname, options, callback) => {
-          resolveDestination(connection, hostname).then(
-            ({ address, family }) => {
-              if ((options as { all?: boolean }).all)
-                callback(null, [{ address, family }] as never);
-              else callback(null, address, family);
-            },
-            (error: Error) => callback(error as NodeJS.ErrnoException, '', 4),
-          );
-        },
-      },
-      maxRedirections: 0,
-    } as Agent.Options);
+    const agent = createCheckedAgent(connection);
     this.#agents.set(key, { fingerprint, agent });
     return agent;
   }
@@ -461,7 +470,14 @@ export class EgressProxy {
     }
     if (exchange.caller) {
       try {
-        await this.#record(exchange, 'deny', refusal.reason, refusal.decisionId, null);
+        // Once the upstream answered, the request took effect there: it is recorded as
+        // allowed, with its status and why the response did not reach the caller whole.
+        if (exchange.status !== undefined) {
+          const { decisionId, status } = exchange;
+          await this.#record(exchange, 'allow', 'granted', decisionId, status, refusal.reason);
+        } else {
+          await this.#record(exchange, 'deny', refusal.reason, refusal.decisionId, null);
+        }
       } catch (auditError) {
         this.#options.deputy.logger.error(
           { err: auditError, requestId: exchange.requestId },
@@ -477,6 +493,7 @@ export class EgressProxy {
     reason: string,
     decisionId: string | null,
     status: number | null,
+    responseError?: string,
   ): Promise<void> {
     const caller = exchange.caller!;
     const target = exchange.target;
@@ -500,6 +517,7 @@ export class EgressProxy {
         ...(target ? { host: hostKey(target), path: target.pathname } : {}),
         status,
         latency_ms: Math.round((performance.now() - exchange.started) * 100) / 100,
+        ...(responseError === undefined ? {} : { response_error: responseError }),
       },
     });
   }
@@ -521,6 +539,11 @@ const DOMAIN_CONNECTION = {
   routes: [],
   timeout_ms: 30_000,
 } as unknown as Connection;
+
+function scrubHeader(value: string | string[], secret: string): string | string[] {
+  const scrub = (text: string) => text.split(secret).join(REDACTED);
+  return Array.isArray(value) ? value.map(scrub) : scrub(value);
+}
 
 function newExchange(request: IncomingMessage, forward: boolean): Exchange {
   return {
@@ -611,7 +634,7 @@ function forwardedHeaders(
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined || DROPPED_REQUEST_HEADERS.has(name) || name in injected) continue;
-    if (name.startsWith('proxy-')) continue;
+    if (name.startsWith('proxy-') || name.startsWith('x-forwarded-')) continue;
     headers[name] = value;
   }
   return { ...headers, ...injected };
