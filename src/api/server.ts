@@ -130,7 +130,9 @@ export async function buildServer(options: ServerOptions): Promise<App> {
 
   if (gateway) {
     app.decorate('gateway', gateway);
-    app.addHook('onClose', async () => await gateway.close());
+    // Before Fastify waits for open requests: an MCP event stream stays open until the gateway
+    // closes it.
+    app.addHook('preClose', async () => await gateway.close());
   }
   await app.register(authzenRoutes, { deputy, publicUrl });
   await app.register(workspaceRoutes, { deputy });

@@ -57,6 +57,10 @@ export class Gateway {
       secrets: options.deputy.secrets,
       logger: options.deputy.logger,
       compartmentDir: options.compartmentDir,
+      currentConnection: (workspace, id) =>
+        options.deputy.engine
+          .workspace(workspace)
+          ?.policy.connections.find((connection) => connection.id === id),
       ...(options.env ? { env: options.env } : {}),
     });
     this.#mcp = new McpGateway({

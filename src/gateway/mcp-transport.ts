@@ -47,16 +47,31 @@ export interface McpTransportOptions {
   sessionIdleMs?: number;
   /** Maximum open 2025-11-25 sessions; more are rejected with 503. @default 10000 */
   maxSessions?: number;
+  /**
+   * Maximum open sessions of one runtime client and agent; a new one closes the least recently
+   * used. @default 256
+   */
+  maxSessionsPerClient?: number;
   /** Largest request body, in bytes. @default 4194304 */
   maxBodyBytes?: number;
 }
 
 interface Session {
   readonly owner: string;
+  /** The runtime client and agent, which share a quota of sessions. */
+  readonly client: string;
   readonly transport: NodeStreamableHTTPServerTransport;
   caller: GatewayCaller;
   lastUsed: number;
+  /** Requests served, the initialize request included. */
+  requests: number;
 }
+
+/** Milliseconds a session that only initialized may stay unused. */
+const UNUSED_SESSION_MS = 120_000;
+
+/** Milliseconds a session whose last token is no longer active may stay unused. */
+const INACTIVE_SESSION_MS = 60_000;
 
 export class McpTransport {
   readonly #options: McpTransportOptions;
@@ -78,7 +93,7 @@ export class McpTransport {
     );
     this.#modern = toNodeHandler(handler);
     const idle = options.sessionIdleMs ?? 1_800_000;
-    this.#sweep = setInterval(() => this.#closeIdle(idle), Math.min(idle, 60_000));
+    this.#sweep = setInterval(() => this.#closeIdle(idle), Math.min(idle, 15_000));
     this.#sweep.unref();
   }
 
@@ -120,6 +135,7 @@ export class McpTransport {
       }
       session.caller = caller;
       session.lastUsed = Date.now();
+      session.requests++;
       const call = this.#options.callTool;
       if (call !== undefined && isPlainToolCall(body) && acceptsPlainJson(request)) {
         const handle = (name: string, args: Record<string, unknown>) =>
@@ -157,7 +173,15 @@ export class McpTransport {
         sessions.delete(id);
       },
     });
-    session = { owner: ownerOf(caller), transport, caller, lastUsed: Date.now() };
+    session = {
+      owner: ownerOf(caller),
+      client: clientOf(caller),
+      transport,
+      caller,
+      lastUsed: Date.now(),
+      requests: 1,
+    };
+    this.#makeRoom(session.client);
     const current = session;
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
@@ -167,14 +191,36 @@ export class McpTransport {
     await transport.handleRequest(request, response, body);
   }
 
+  /** Closes the least recently used session of `client` when it has its maximum open. */
+  #makeRoom(client: string): void {
+    const max = this.#options.maxSessionsPerClient ?? 256;
+    const own = [...this.#sessions].filter(([, session]) => session.client === client);
+    if (own.length < max) return;
+    const [id, oldest] = own.reduce((a, b) => (b[1].lastUsed < a[1].lastUsed ? b : a));
+    this.#closeSession(id, oldest);
+  }
+
+  /**
+   * Closes sessions unused for the idle time, sooner when they only initialized or when their
+   * last token is no longer active (expired, revoked or disabled).
+   */
   #closeIdle(idleMs: number): void {
-    const cutoff = Date.now() - idleMs;
+    const now = Date.now();
     for (const [id, session] of this.#sessions) {
-      if (session.lastUsed < cutoff) {
-        this.#sessions.delete(id);
-        void session.transport.close().catch(() => undefined);
+      const idle = now - session.lastUsed;
+      if (
+        idle > idleMs ||
+        (session.requests <= 1 && idle > UNUSED_SESSION_MS) ||
+        (idle > INACTIVE_SESSION_MS && !session.caller.isActive())
+      ) {
+        this.#closeSession(id, session);
       }
     }
+  }
+
+  #closeSession(id: string, session: Session): void {
+    this.#sessions.delete(id);
+    void session.transport.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -265,6 +311,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function clientOf(caller: GatewayCaller): string {
+  return JSON.stringify([caller.workspace, caller.clientId, caller.agent]);
+}
+
 function authInfo(caller: GatewayCaller) {
   return {
     token: '',
@@ -300,6 +350,8 @@ async function readJson(request: IncomingMessage, limit = 4_194_304): Promise<un
 
 function writeRpcError(response: ServerResponse, status: number, code: number, message: string) {
   response.statusCode = status;
+  // The rest of a body that was too large is not read, so the connection cannot be reused.
+  if (status === 413) response.setHeader('connection', 'close');
   response.setHeader('content-type', 'application/json');
   response.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } }));
 }

@@ -48,7 +48,7 @@ export interface McpGatewayOptions {
 type Progress = { progress: number; total?: number; message?: string };
 
 type ResolvedTool =
-  | { kind: 'found'; connection: Connection; tool: string; upstream: Upstream }
+  | { kind: 'found'; connection: Connection; tool: string; upstream: Upstream | null }
   | { kind: 'unavailable'; connection: Connection; tool: string }
   | { kind: 'unknown' };
 
@@ -119,12 +119,18 @@ export class McpGateway {
     const connections = this.#mcpConnections(caller);
     const lists = await Promise.all(
       connections.map(async (connection) => {
+        const visibleOf = (tools: readonly Tool[]) =>
+          tools.filter((tool) =>
+            isToolVisible(this.#deputy.engine, caller, connection.id, tool.name),
+          );
+        // A compartment's process starts only when the caller may call one of its tools, as
+        // another compartment of the connection lists them.
+        const known = this.#knownTools(caller, connection);
+        if (known !== null && visibleOf(known).length === 0) return [];
+
         const upstream = await this.#upstream(caller, connection).catch(() => null);
         if (upstream === null) return [];
-        const visible = upstream.tools.filter((tool) =>
-          isToolVisible(this.#deputy.engine, caller, connection.id, tool.name),
-        );
-        return namespaceTools(connection.id, visible);
+        return namespaceTools(connection.id, visibleOf(upstream.tools));
       }),
     );
     return lists.flat();
@@ -145,7 +151,7 @@ export class McpGateway {
     const started = performance.now();
     const resolved = await this.#resolveTool(caller, name);
     const target = resolved.kind === 'found' ? resolved : null;
-    const secrets = secretsOf(target?.upstream);
+    let secrets = secretsOf(target?.upstream ?? undefined);
     const record = (
       outcome: CallOutcome,
       decision: Decision | null,
@@ -207,6 +213,21 @@ export class McpGateway {
       });
     }
 
+    let upstream = target.upstream;
+    if (upstream === null) {
+      try {
+        upstream = await this.#upstream(caller, target.connection);
+      } catch {
+        await record('upstream_unavailable', decision!);
+        throw new ProtocolError(
+          ProtocolErrorCode.InternalError,
+          `${name} is unavailable: connection ${target.connection.id} could not be started; ` +
+            'see the server log',
+        );
+      }
+      secrets = secretsOf(upstream);
+    }
+
     // Fail closed: the outcome event must be storable before the call is made.
     try {
       normalizeAuditRecord(
@@ -237,7 +258,7 @@ export class McpGateway {
         : onProgress;
     let result: CallToolResult;
     try {
-      result = await this.#forward(caller, target, args, relay);
+      result = await this.#forward(caller, { ...target, upstream }, args, relay);
     } catch (error) {
       if (error instanceof CallRevokedError) {
         await record('revoked', decision!);
@@ -314,6 +335,14 @@ export class McpGateway {
   async #resolveTool(caller: GatewayCaller, name: string): Promise<ResolvedTool> {
     let unavailable: ResolvedTool | null = null;
     for (const candidate of splitToolName(name, this.#mcpConnections(caller))) {
+      // A compartment's process is started only after the decision allows the call.
+      const known = this.#knownTools(caller, candidate.connection);
+      if (known !== null) {
+        if (known.some((tool) => tool.name === candidate.tool)) {
+          return { kind: 'found', ...candidate, upstream: null };
+        }
+        continue;
+      }
       const upstream = await this.#upstream(caller, candidate.connection).catch(() => null);
       if (upstream === null) {
         unavailable ??= { kind: 'unavailable', ...candidate };
@@ -322,6 +351,12 @@ export class McpGateway {
       }
     }
     return unavailable ?? { kind: 'unknown' };
+  }
+
+  /** Tools of a compartment connection, as a running compartment lists them; null otherwise. */
+  #knownTools(caller: GatewayCaller, connection: Connection): Tool[] | null {
+    if (!connection.compartments) return null;
+    return this.#upstreams.knownTools(caller.workspace, connection.id);
   }
 
   #mcpConnections(caller: GatewayCaller): Connection[] {

@@ -18,6 +18,7 @@ import type { SecretStore } from '../storage/secrets.js';
 import { credentialHeaders } from './credential-injection.js';
 import { checkUpstreamUrl, createCheckedAgent } from './egress/destination.js';
 import type { HttpSession } from './http-upstream.js';
+import { redactText } from './redact.js';
 
 /** A connected upstream MCP server and the tools it currently lists. */
 export interface Upstream {
@@ -38,6 +39,12 @@ export interface UpstreamPoolOptions {
   compartmentDir: string;
   /** Environment that `env:NAME` secret references read. @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
+  /** The connection as the current policy has it; upstreams of other connections are stopped. */
+  currentConnection?: (workspace: string, connection: string) => Connection | undefined;
+  /** Milliseconds an upstream may stay unused before it is stopped. @default 600000 */
+  idleMs?: number;
+  /** Maximum running compartments per connection; the least recently used is stopped. @default 64 */
+  maxCompartments?: number;
 }
 
 /** Whether a connection is an MCP server the gateway can reach. */
@@ -47,16 +54,32 @@ export function isMcpConnection(connection: Connection): boolean {
   );
 }
 
+/** A started or starting upstream and what it was started from. */
+interface PoolEntry {
+  readonly started: Promise<Upstream>;
+  readonly fingerprint: string;
+  readonly workspace: string;
+  readonly connection: string;
+  /** The compartment key, or `''` for an upstream shared by every compartment. */
+  readonly compartment: string;
+  upstream: Upstream | null;
+  lastUsed: number;
+}
+
 /**
- * Starts upstreams on first use and keeps them. A connection whose settings change gets a new
- * upstream; one that fails or exits is started again on the next call.
+ * Starts upstreams on first use and keeps them while they are used. A connection whose
+ * settings or stored secret change gets a new upstream; one that fails or exits is started
+ * again on the next call; one unused for `idleMs`, or whose connection is removed, is stopped.
  */
 export class UpstreamPool {
   readonly #options: UpstreamPoolOptions;
-  readonly #upstreams = new Map<string, Promise<Upstream>>();
+  readonly #entries = new Map<string, PoolEntry>();
+  readonly #sweep: NodeJS.Timeout;
 
   constructor(options: UpstreamPoolOptions) {
     this.#options = options;
+    this.#sweep = setInterval(() => void this.sweep(), 60_000);
+    this.#sweep.unref();
   }
 
   /**
@@ -67,26 +90,104 @@ export class UpstreamPool {
     const perCompartment = connection.compartments ? compartment : '';
     const key = `${workspace}\u0000${connection.id}\u0000${perCompartment}`;
     const fingerprint = JSON.stringify(connection);
-    const entry = this.#upstreams.get(key);
-    if (entry !== undefined && (entry as TaggedPromise).fingerprint === fingerprint) return entry;
-    if (entry !== undefined) void closeQuietly(entry);
+    const existing = this.#entries.get(key);
+    if (existing !== undefined && existing.fingerprint === fingerprint) {
+      existing.lastUsed = Date.now();
+      return await existing.started;
+    }
+    if (existing !== undefined) this.#stop(key, existing);
+    if (perCompartment !== '') this.#makeRoom(workspace, connection.id);
 
-    const started = this.#start(workspace, connection, perCompartment) as TaggedPromise;
-    started.fingerprint = fingerprint;
-    this.#upstreams.set(key, started);
+    const started = this.#start(workspace, connection, perCompartment);
+    const entry: PoolEntry = {
+      started,
+      fingerprint,
+      workspace,
+      connection: connection.id,
+      compartment: perCompartment,
+      upstream: null,
+      lastUsed: Date.now(),
+    };
+    this.#entries.set(key, entry);
     started.then(
       (upstream) => {
+        entry.upstream = upstream;
         const previous = upstream.client.onclose;
         upstream.client.onclose = () => {
           previous?.();
-          if (this.#upstreams.get(key) === started) this.#upstreams.delete(key);
+          if (this.#entries.get(key) === entry) this.#entries.delete(key);
         };
       },
       () => {
-        if (this.#upstreams.get(key) === started) this.#upstreams.delete(key);
+        if (this.#entries.get(key) === entry) this.#entries.delete(key);
       },
     );
     return await started;
+  }
+
+  /**
+   * The tools a running upstream of the connection lists, from any compartment, or null when
+   * none runs. Compartments of one connection run the same server, so they list the same tools.
+   */
+  knownTools(workspace: string, connection: string): Tool[] | null {
+    for (const entry of this.#entries.values()) {
+      if (entry.workspace === workspace && entry.connection === connection && entry.upstream) {
+        return entry.upstream.tools;
+      }
+    }
+    return null;
+  }
+
+  /** Stops the least recently used compartment of a connection that has too many. */
+  #makeRoom(workspace: string, connection: string): void {
+    const max = this.#options.maxCompartments ?? 64;
+    const compartments = [...this.#entries].filter(
+      ([, entry]) =>
+        entry.workspace === workspace &&
+        entry.connection === connection &&
+        entry.compartment !== '',
+    );
+    if (compartments.length < max) return;
+    compartments.sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
+    const [key, oldest] = compartments[0]!;
+    this.#stop(key, oldest);
+  }
+
+  /**
+   * Stops upstreams unused for `idleMs`, those whose connection is removed or changed, and
+   * those whose credential changed since they started.
+   */
+  async sweep(now = Date.now()): Promise<void> {
+    const idleMs = this.#options.idleMs ?? 600_000;
+    for (const [key, entry] of [...this.#entries]) {
+      const current = this.#options.currentConnection?.(entry.workspace, entry.connection);
+      if (
+        now - entry.lastUsed > idleMs ||
+        (this.#options.currentConnection && current === undefined) ||
+        (current !== undefined && JSON.stringify(current) !== entry.fingerprint)
+      ) {
+        this.#stop(key, entry);
+        continue;
+      }
+      if (entry.upstream && current !== undefined && (await this.#secretChanged(entry, current))) {
+        this.#stop(key, entry);
+      }
+    }
+  }
+
+  async #secretChanged(entry: PoolEntry, connection: Connection): Promise<boolean> {
+    const { secrets, env } = this.#options;
+    try {
+      const secret = await resolveCredential(entry.workspace, connection, secrets, env);
+      return secret !== entry.upstream!.secret;
+    } catch {
+      return true;
+    }
+  }
+
+  #stop(key: string, entry: PoolEntry): void {
+    if (this.#entries.get(key) === entry) this.#entries.delete(key);
+    void closeQuietly(entry.started);
   }
 
   async #start(workspace: string, connection: Connection, compartment: string): Promise<Upstream> {
@@ -160,12 +261,13 @@ export class UpstreamPool {
     compartment: string,
     secret: string | null,
   ): Promise<StdioClientTransport> {
-    const [command, ...args] = connection.command!;
+    const [command, ...rawArgs] = connection.command!;
     let directory = '';
     if (compartment !== '') {
       directory = this.compartmentDirectory(workspace, compartment);
       await mkdir(directory, { recursive: true, mode: 0o700 });
     }
+    const args = rawArgs.map((arg) => arg.replaceAll('{compartment}', directory));
     const env: Record<string, string> = { ...getDefaultEnvironment() };
     for (const [name, value] of Object.entries(connection.env)) {
       env[name] = value.replaceAll('{compartment}', directory);
@@ -175,11 +277,16 @@ export class UpstreamPool {
 
     const transport = new StdioClientTransport({ command: command!, args, env, stderr: 'pipe' });
     const logger = this.#options.logger;
+    // Whole lines are logged, with the credential redacted before anything is cut.
+    const secrets = secret === null ? [] : [secret];
+    let partial = '';
     transport.stderr?.on('data', (chunk: Buffer) => {
-      logger.debug(
-        { connection: connection.id, stderr: chunk.toString('utf8', 0, 2048) },
-        'upstream stderr',
-      );
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop()!.slice(-65_536);
+      for (const line of lines) {
+        const text = redactText(line, secrets).slice(0, 2048);
+        logger.debug({ connection: connection.id, stderr: text }, 'upstream stderr');
+      }
     });
     return transport;
   }
@@ -197,46 +304,41 @@ export class UpstreamPool {
     tools: Tool[],
   ) {
     const key = `${workspace}\u0000${connection.id}\u0000${compartment}`;
-    const upstream = await this.#upstreams.get(key)?.catch(() => undefined);
+    const upstream = await this.#entries.get(key)?.started.catch(() => undefined);
     if (upstream) upstream.tools = tools;
   }
 
-  /** Stops every upstream whose connection is not in `keep` (`<workspace>/<connection>`). */
-  async retain(keep: ReadonlySet<string>): Promise<void> {
-    for (const [key, entry] of this.#upstreams) {
-      const [workspace, connection] = key.split('\u0000');
-      if (!keep.has(`${workspace}/${connection}`)) {
-        this.#upstreams.delete(key);
-        await closeQuietly(entry);
-      }
-    }
+  /** Number of started or starting upstreams. */
+  get size(): number {
+    return this.#entries.size;
   }
 
   async close(): Promise<void> {
-    const entries = [...this.#upstreams.values()];
-    this.#upstreams.clear();
-    await Promise.all(entries.map(closeQuietly));
+    clearInterval(this.#sweep);
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.all(entries.map((entry) => closeQuietly(entry.started)));
   }
 }
 
-/** A first-in, first-out limit on calls in flight; no limit when `max` is undefined. */
+/** A first-in, first-out limit on calls in flight, or no limit when `max` is undefined. */
 function concurrencyLimit(max: number | undefined): Upstream['limit'] {
   if (max === undefined) return (call) => call();
   let running = 0;
   const waiting: Array<() => void> = [];
   return async (call) => {
+    // A finishing call hands its slot to the next waiter, so no new call can take it between.
     if (running >= max) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
+    else running++;
     try {
       return await call();
     } finally {
-      running--;
-      waiting.shift()?.();
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
     }
   };
 }
-
-type TaggedPromise = Promise<Upstream> & { fingerprint?: string };
 
 /**
  * The transport of a Streamable HTTP upstream. Its requests go through an agent that checks

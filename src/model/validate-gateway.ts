@@ -25,6 +25,14 @@ export function checkGatewayKeys(
       'write command: [executable, args…] for a stdio server, or url: for a Streamable HTTP server',
     );
   }
+  if (connection.kind === 'mcp' && connection.id.includes('__')) {
+    add(
+      [...at, 'id'],
+      `mcp connection id "${connection.id}" contains __`,
+      'tool names are <connection>__<tool>, so use a single _ or -',
+    );
+  }
+  checkCompartments(connection, at, add);
   if (connection.kind !== 'mcp') {
     for (const key of ['command', 'compartments'] as const) {
       if (key === 'command' ? connection.command !== undefined : connection.compartments) {
@@ -109,4 +117,32 @@ function checkRoute(
     add([...at, 'resource'], `${sample.message}: "${route.resource}"`);
   const action = parseAction(route.action);
   if (action instanceof InvalidId) add([...at, 'action'], `${action.message}: "${route.action}"`);
+}
+
+/**
+ * A memory store per compartment needs both keys: `compartments: true` starts a process per
+ * compartment, and `{compartment}` in `env` or `command` gives each its own files. Either one
+ * alone makes compartments share a store.
+ */
+function checkCompartments(connection: Connection, at: Array<string | number>, add: Add): void {
+  const placeholder = [...Object.values(connection.env), ...(connection.command ?? [])].some(
+    (value) => value.includes('{compartment}'),
+  );
+  if (placeholder && !connection.compartments) {
+    add(
+      [...at, 'compartments'],
+      '{compartment} is used but compartments is not true, so every compartment would share one store',
+      'set compartments: true',
+    );
+  }
+  if (connection.compartments && !placeholder) {
+    add(
+      [...at, 'env'],
+      'compartments: true needs {compartment} in env or command, or every compartment process would use the same store',
+      'write for example MEMORY_FILE_PATH: "{compartment}/memory.jsonl"',
+    );
+  }
+  if (connection.compartments && connection.command === undefined) {
+    add([...at, 'compartments'], 'compartments applies to stdio MCP servers (command) only');
+  }
 }
