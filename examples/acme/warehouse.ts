@@ -42,8 +42,10 @@ REVOKE ALL ON SCHEMA finance FROM ${WAREHOUSE_ROLE};
 `;
 
 /**
- * Creates the database, its sample data and the agent's role if they are missing, and sets a
- * new random password on the role. Safe to run from several processes at once.
+ * Creates the database, its sample data and the agent's role if they are missing, and returns
+ * the role's password. A new role gets a random password, kept in a table only superusers
+ * read, so later runs (and runs in parallel) log in with the same one. Safe to run from
+ * several processes at once.
  */
 export async function setUpWarehouse(
   adminUrl: string = DEFAULT_ADMIN_URL,
@@ -54,7 +56,6 @@ export async function setUpWarehouse(
   } catch (error) {
     return { ok: false, reason: `PostgreSQL is not reachable (${(error as Error).message})` };
   }
-  const password = randomBytes(18).toString('base64url');
   try {
     // Concurrent set-ups (parallel test files) take turns.
     await admin.query('SELECT pg_advisory_lock(7420)');
@@ -62,29 +63,50 @@ export async function setUpWarehouse(
       WAREHOUSE_DATABASE,
     ]);
     if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${WAREHOUSE_DATABASE}`);
-    const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [WAREHOUSE_ROLE]);
-    const verb = role.rowCount === 0 ? 'CREATE' : 'ALTER';
-    await admin.query(
-      `${verb} ROLE ${WAREHOUSE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`,
-    );
-
     const warehouse = new pg.Client({
       connectionString: withDatabase(adminUrl, WAREHOUSE_DATABASE),
     });
     await warehouse.connect();
     try {
+      const password = await rolePassword(admin, warehouse);
       await warehouse.query(SCHEMA);
       await warehouse.query(PRIVILEGES);
+      return { ok: true, password };
     } finally {
       await warehouse.end();
     }
-    return { ok: true, password };
   } catch (error) {
     return { ok: false, reason: `warehouse set-up failed (${(error as Error).message})` };
   } finally {
     await admin.query('SELECT pg_advisory_unlock(7420)').catch(() => undefined);
     await admin.end();
   }
+}
+
+/** The agent role's password: the one kept from an earlier run, or a new one set now. */
+async function rolePassword(admin: pg.Client, warehouse: pg.Client): Promise<string> {
+  await warehouse.query(`
+    CREATE SCHEMA IF NOT EXISTS example_admin;
+    REVOKE ALL ON SCHEMA example_admin FROM PUBLIC;
+    CREATE TABLE IF NOT EXISTS example_admin.role_passwords (
+      role text PRIMARY KEY, password text NOT NULL);`);
+  const kept = await warehouse.query<{ password: string }>(
+    'SELECT password FROM example_admin.role_passwords WHERE role = $1',
+    [WAREHOUSE_ROLE],
+  );
+  const role = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [WAREHOUSE_ROLE]);
+  if (kept.rows[0] && role.rowCount === 1) return kept.rows[0].password;
+
+  const password = randomBytes(18).toString('base64url');
+  const verb = role.rowCount === 0 ? 'CREATE' : 'ALTER';
+  const options = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE';
+  await admin.query(`${verb} ROLE ${WAREHOUSE_ROLE} ${options} PASSWORD '${password}'`);
+  await warehouse.query(
+    `INSERT INTO example_admin.role_passwords VALUES ($1, $2)
+     ON CONFLICT (role) DO UPDATE SET password = excluded.password`,
+    [WAREHOUSE_ROLE, password],
+  );
+  return password;
 }
 
 function withDatabase(url: string, database: string): string {

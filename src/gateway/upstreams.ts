@@ -47,6 +47,21 @@ export interface UpstreamPoolOptions {
   maxCompartments?: number;
 }
 
+const fingerprints = new WeakMap<Connection, string>();
+
+/**
+ * The settings of a connection as one string, to tell when they change. A loaded policy's
+ * connection objects do not change, so the string is computed once per object.
+ */
+export function fingerprintOf(connection: Connection): string {
+  let fingerprint = fingerprints.get(connection);
+  if (fingerprint === undefined) {
+    fingerprint = JSON.stringify(connection);
+    fingerprints.set(connection, fingerprint);
+  }
+  return fingerprint;
+}
+
 /** Whether a connection is an MCP server the gateway can reach. */
 export function isMcpConnection(connection: Connection): boolean {
   return (
@@ -89,7 +104,7 @@ export class UpstreamPool {
   async get(workspace: string, connection: Connection, compartment: string): Promise<Upstream> {
     const perCompartment = connection.compartments ? compartment : '';
     const key = `${workspace}\u0000${connection.id}\u0000${perCompartment}`;
-    const fingerprint = JSON.stringify(connection);
+    const fingerprint = fingerprintOf(connection);
     const existing = this.#entries.get(key);
     if (existing !== undefined && existing.fingerprint === fingerprint) {
       existing.lastUsed = Date.now();
@@ -164,7 +179,7 @@ export class UpstreamPool {
       if (
         now - entry.lastUsed > idleMs ||
         (this.#options.currentConnection && current === undefined) ||
-        (current !== undefined && JSON.stringify(current) !== entry.fingerprint)
+        (current !== undefined && fingerprintOf(current) !== entry.fingerprint)
       ) {
         this.#stop(key, entry);
         continue;

@@ -29,6 +29,7 @@ import {
   isHttpScheme,
 } from '../credential-injection.js';
 import { CallRevokedError, type InFlightCalls } from '../in-flight.js';
+import { fingerprintOf } from '../upstreams.js';
 import {
   createCheckedAgent,
   DestinationError,
@@ -419,7 +420,7 @@ export class EgressProxy {
   /** A keep-alive agent per connection that connects only to checked addresses. */
   #agent(connection: Connection): Agent {
     const key = connection.id;
-    const fingerprint = JSON.stringify(connection);
+    const fingerprint = fingerprintOf(connection);
     const cached = this.#agents.get(key);
     if (cached?.fingerprint === fingerprint) return cached.agent;
     if (cached) void cached.agent.close();
