@@ -22,7 +22,7 @@ export const METHODS = {
   ],
   workload: [
     'The workspace is `examples/acme/deputy.yaml` scaled up by `bench/scale.ts`. It keeps',
-    "acme's groups, five members, agent `helper`, three connections, three guardrails, six",
+    "acme's groups, five members, agent `helper`, five connections, four guardrails, six",
     'bundles and seven channels. It adds 194 generated bundles with 2–4 grants each. They',
     "cover a team's code (identity-aware pushes, approval for admin), warehouse datasets, CRM",
     'regions, and research with domains and tools. It also adds 993 generated channels, about',
