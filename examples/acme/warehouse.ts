@@ -12,7 +12,7 @@ export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const WAREHOUSE_DATABASE = 'acme_warehouse';
 export const WAREHOUSE_ROLE = 'deputy_agent';
 
-/** Outcome of the set-up: the agent's new password, or why the warehouse is unavailable. */
+/** Outcome of the set-up: the agent's password, or why the warehouse is unavailable. */
 export type WarehouseSetup = { ok: true; password: string } | { ok: false; reason: string };
 
 const SCHEMA = `

@@ -34,10 +34,10 @@ export interface ToolCallFacts {
   secrets: readonly string[];
 }
 
-/** Longest recorded arguments, as JSON text, in characters; longer ones are cut. */
+/** Maximum length of recorded arguments as JSON text, in characters; longer ones are cut. */
 const MAX_RECORDED_ARGUMENTS = 16_384;
 
-/** Longest recorded tool name, in characters. */
+/** Maximum length of a recorded tool name, in characters. */
 const MAX_RECORDED_NAME = 256;
 
 /**
