@@ -57,6 +57,8 @@ export class McpGateway {
   readonly #upstreams: UpstreamPool;
   readonly #transport: McpTransport;
   readonly #inFlight: InFlightCalls;
+  /** When each unavailable connection was last logged, and how often it failed since. */
+  readonly #failures = new Map<string, { loggedAt: number; repeated: number }>();
 
   constructor(options: McpGatewayOptions) {
     this.#deputy = options.deputy;
@@ -368,10 +370,24 @@ export class McpGateway {
     try {
       return await this.#upstreams.get(caller.workspace, connection, compartmentOf(caller));
     } catch (error) {
-      this.#deputy.logger.error(
-        { err: error, workspace: caller.workspace, connection: connection.id },
-        'upstream MCP server unavailable',
-      );
+      // Every tools/list tries again, so a lasting failure is logged once a minute, counted.
+      const key = `${caller.workspace}/${connection.id}`;
+      const last = this.#failures.get(key);
+      const now = Date.now();
+      if (last === undefined || now - last.loggedAt > 60_000) {
+        this.#deputy.logger.error(
+          {
+            err: error,
+            workspace: caller.workspace,
+            connection: connection.id,
+            repeated: last?.repeated ?? 0,
+          },
+          'upstream MCP server unavailable',
+        );
+        this.#failures.set(key, { loggedAt: now, repeated: 0 });
+      } else {
+        last.repeated++;
+      }
       throw error;
     }
   }
