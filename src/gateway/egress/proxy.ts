@@ -4,18 +4,16 @@
  * methods. Two modes: `/proxy/<connection>/<path>` on the gateway, and a forward proxy for
  * plain HTTP (`GET http://host/path` with `Proxy-Authorization`).
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 
 import { Agent, request as undiciRequest } from 'undici';
 
 import type { Deputy } from '../../deputy.js';
-import type { Reason } from '../../engine/reasons.js';
 import type { Connection } from '../../model/policy.js';
 import type { OAuthContext } from '../../oauth/context.js';
 import { resolveCredential } from '../../connections/credentials.js';
-import { REDACTED } from '../redact.js';
 import {
   authenticateBearer,
   BearerError,
@@ -38,23 +36,20 @@ import {
   resolveDestination,
 } from './destination.js';
 import { isUnderPrefix, matchRoute, normalisePath, PathError } from './paths.js';
+import {
+  checkMethod,
+  decodeConnectionId,
+  DROPPED_RESPONSE_HEADERS,
+  forwardedHeaders,
+  joinPath,
+  parseAbsoluteTarget,
+  parsePath,
+  readBody,
+  Refusal,
+  scrubHeader,
+  splitTarget,
+} from './request.js';
 import { scrubStream } from './scrub.js';
-
-/** Reason codes of a rejected request, besides the decision reasons. */
-export type EgressRefusal =
-  | 'invalid_request'
-  | 'connection_not_found'
-  | 'method_not_allowed'
-  | 'path_not_allowed'
-  | 'no_matching_route'
-  | 'host_not_allowed'
-  | 'address_not_allowed'
-  | 'host_not_found'
-  | 'credential_unavailable'
-  | 'upstream_error'
-  | 'upstream_timeout'
-  | 'token_revoked'
-  | Reason;
 
 export interface EgressOptions {
   deputy: Deputy;
@@ -71,24 +66,6 @@ export interface EgressOptions {
   inFlight: InFlightCalls;
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-// Hop-by-hop headers (RFC 9110, section 7.6.1) and headers that carry the caller's own
-// credentials or would let it steer the upstream connection.
-const DROPPED_REQUEST_HEADERS = new Set([
-  ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'],
-  ...['upgrade', 'host', 'authorization', 'proxy-authorization', 'cookie', 'content-length'],
-  ...['expect', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'],
-  // Some servers take the method from these, which would get around read_only and methods.
-  ...['x-http-method-override', 'x-http-method', 'x-method-override'],
-  // Headers that identify the caller or rewrite the URL on some servers.
-  ...['via', 'x-real-ip', 'true-client-ip', 'x-client-ip', 'x-original-url', 'x-rewrite-url'],
-]);
-const DROPPED_RESPONSE_HEADERS = new Set([
-  ...['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'],
-  ...['upgrade', 'set-cookie', 'proxy-authenticate'],
-]);
-
 /** One request through the proxy, as far as it got. */
 interface Exchange {
   readonly requestId: string;
@@ -104,17 +81,6 @@ interface Exchange {
   target?: URL;
   action?: string;
   resource?: string;
-}
-
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly reason: EgressRefusal,
-    message: string,
-    readonly decisionId: string | null = null,
-  ) {
-    super(message);
-  }
 }
 
 export class EgressProxy {
@@ -541,11 +507,6 @@ const DOMAIN_CONNECTION = {
   timeout_ms: 30_000,
 } as unknown as Connection;
 
-function scrubHeader(value: string | string[], secret: string): string | string[] {
-  const scrub = (text: string) => text.split(secret).join(REDACTED);
-  return Array.isArray(value) ? value.map(scrub) : scrub(value);
-}
-
 function newExchange(request: IncomingMessage, forward: boolean): Exchange {
   return {
     requestId: crypto.randomUUID(),
@@ -554,103 +515,6 @@ function newExchange(request: IncomingMessage, forward: boolean): Exchange {
     forward,
     decisionId: null,
   };
-}
-
-function decodeConnectionId(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new Refusal(400, 'invalid_request', 'the connection id has an invalid percent-encoding');
-  }
-}
-
-function checkMethod(connection: Connection, method: string): void {
-  if (connection.read_only && !SAFE_METHODS.has(method)) {
-    throw new Refusal(
-      405,
-      'method_not_allowed',
-      `connection ${connection.id} is read-only; ${method} is not allowed`,
-    );
-  }
-  if (connection.methods && !connection.methods.some((entry) => entry.toUpperCase() === method)) {
-    throw new Refusal(
-      405,
-      'method_not_allowed',
-      `${method} is not allowed on connection ${connection.id}`,
-    );
-  }
-}
-
-function splitTarget(target: string): { pathname: string; search: string } {
-  const question = target.indexOf('?');
-  if (question === -1) return { pathname: target, search: '' };
-  return { pathname: target.slice(0, question), search: target.slice(question) };
-}
-
-function parsePath(pathname: string) {
-  try {
-    return normalisePath(pathname === '' ? '/' : pathname);
-  } catch (error) {
-    if (error instanceof PathError) throw new Refusal(400, 'invalid_request', error.message);
-    throw error;
-  }
-}
-
-function joinPath(base: string, relative: string): string {
-  if (base === '/') return relative;
-  return relative === '/' ? base : `${base.replace(/\/$/, '')}${relative}`;
-}
-
-/** Parses an absolute-form request target (RFC 9112, section 3.2.2) of a plain HTTP request. */
-function parseAbsoluteTarget(raw: string): URL {
-  if (/[\r\n\0\\]/.test(raw) || !/^http:\/\//i.test(raw)) {
-    throw new Refusal(
-      400,
-      'invalid_request',
-      'the forward proxy takes absolute http:// targets only',
-    );
-  }
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new Refusal(400, 'invalid_request', 'the request target is not a valid URL');
-  }
-  // A user name in the target (http://api.example.com@evil.example/) names another host to
-  // some parsers; it is rejected rather than interpreted.
-  if (url.username !== '' || url.password !== '' || /^http:\/\/[^/?#]*@/i.test(raw)) {
-    throw new Refusal(
-      400,
-      'invalid_request',
-      'the request target must not contain user information',
-    );
-  }
-  return url;
-}
-
-function forwardedHeaders(
-  incoming: IncomingHttpHeaders,
-  injected: Record<string, string>,
-): Record<string, string | string[]> {
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(incoming)) {
-    if (value === undefined || DROPPED_REQUEST_HEADERS.has(name) || name in injected) continue;
-    if (name.startsWith('proxy-') || name.startsWith('x-forwarded-')) continue;
-    headers[name] = value;
-  }
-  return { ...headers, ...injected };
-}
-
-async function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > limit)
-      throw new Refusal(413, 'invalid_request', `the request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function sendJson(response: ServerResponse, exchange: Exchange, body: Record<string, unknown>) {
