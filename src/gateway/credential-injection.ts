@@ -75,3 +75,25 @@ export function isHttpScheme(connection: Connection): boolean {
   const scheme = connection.credential?.scheme;
   return scheme === undefined || ['bearer', 'basic', 'header', 'query', 'body'].includes(scheme);
 }
+
+/**
+ * The forms in which the credential goes on the wire or comes back in a response: as is,
+ * percent- and form-encoded, JSON-escaped (as in JSON returned inside a text), with `\/`
+ * escapes, and for `basic` the base64 of `user:secret`. Each is scrubbed from what reaches
+ * the agent. Forms shorter than 4 characters are left out.
+ */
+export function secretForms(connection: Connection, secret: string | null): string[] {
+  if (secret === null) return [];
+  const escaped = JSON.stringify(secret).slice(1, -1);
+  const forms = [
+    secret,
+    encodeURIComponent(secret),
+    new URLSearchParams({ s: secret }).toString().slice(2),
+    escaped,
+    escaped.replaceAll('/', '\\/'),
+  ];
+  if (connection.credential?.scheme === 'basic') {
+    forms.push(Buffer.from(`${connection.credential.username ?? ''}:${secret}`).toString('base64'));
+  }
+  return [...new Set(forms)].filter((form) => form.length >= 4);
+}

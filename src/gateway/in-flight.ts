@@ -23,16 +23,24 @@ export class InFlightCalls {
   }
 
   /**
-   * Runs `call` with a signal that aborts when `isActive` fails. Throws a CallRevokedError when
-   * that abort ended the call.
+   * Runs `call` with a signal that aborts when `isActive` fails, and with `ensureActive`, which
+   * the call runs right before it sends anything. Throws a CallRevokedError when the token was
+   * already inactive (`sent` false) or the abort ended the call (`sent` true).
    */
-  async run<T>(isActive: () => boolean, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async run<T>(
+    isActive: () => boolean,
+    call: (signal: AbortSignal, ensureActive: () => void) => Promise<T>,
+  ): Promise<T> {
     const entry = { isActive, controller: new AbortController() };
+    const ensureActive = () => {
+      if (entry.controller.signal.aborted || !isActive()) throw new CallRevokedError(false);
+    };
+    ensureActive();
     this.#entries.add(entry);
     try {
-      return await call(entry.controller.signal);
+      return await call(entry.controller.signal, ensureActive);
     } catch (error) {
-      if (entry.controller.signal.reason === REVOKED) throw new CallRevokedError();
+      if (entry.controller.signal.reason === REVOKED) throw new CallRevokedError(true);
       throw error;
     } finally {
       this.#entries.delete(entry);
@@ -67,9 +75,12 @@ export class InFlightCalls {
 /** A call stopped because its token stopped being active while it ran. */
 export class CallRevokedError extends Error {
   readonly reason = 'token_revoked';
+  /** Whether the call may have reached the upstream before it was stopped. */
+  readonly sent: boolean;
 
-  constructor() {
+  constructor(sent: boolean) {
     super('the access token was revoked or disabled while the call ran');
     this.name = 'CallRevokedError';
+    this.sent = sent;
   }
 }

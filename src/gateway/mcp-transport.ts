@@ -45,13 +45,15 @@ export interface McpTransportOptions {
   logger: Logger;
   /** Milliseconds a 2025-11-25 session may stay unused before it is closed. @default 1800000 */
   sessionIdleMs?: number;
-  /** Maximum open 2025-11-25 sessions; more are rejected with 503. @default 10000 */
+  /** Maximum open 2025-11-25 sessions per workspace; more are rejected with 503. @default 10000 */
   maxSessions?: number;
-  /**
-   * Maximum open sessions of one runtime client and agent; a new one closes the least recently
-   * used. @default 256
-   */
+  /** Maximum open sessions of one runtime client and agent; more are rejected with 503. @default 256 */
   maxSessionsPerClient?: number;
+  /**
+   * Maximum open sessions of one owner (the same identity, scope, invoker and thread); a new
+   * one closes the owner's least recently used. @default 16
+   */
+  maxSessionsPerOwner?: number;
   /** Largest request body, in bytes. @default 4194304 */
   maxBodyBytes?: number;
 }
@@ -150,9 +152,10 @@ export class McpTransport {
     if (request.method !== 'POST' || !isInitializeRequest(body)) {
       return writeRpcError(response, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
     }
-    if (this.#sessions.size >= (this.#options.maxSessions ?? 10_000)) {
-      return writeRpcError(response, 503, -32000, 'too many open sessions; try again later');
-    }
+    // The owner's own oldest session makes room first, so it never counts against the others.
+    this.#makeRoom(ownerOf(caller));
+    const refusal = this.#quotaRefusal(caller);
+    if (refusal !== null) return writeRpcError(response, 503, -32000, refusal);
     await this.#open(request, response, caller, body);
   }
 
@@ -181,7 +184,6 @@ export class McpTransport {
       lastUsed: Date.now(),
       requests: 1,
     };
-    this.#makeRoom(session.client);
     const current = session;
     transport.onclose = () => {
       if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
@@ -191,10 +193,31 @@ export class McpTransport {
     await transport.handleRequest(request, response, body);
   }
 
-  /** Closes the least recently used session of `client` when it has its maximum open. */
-  #makeRoom(client: string): void {
-    const max = this.#options.maxSessionsPerClient ?? 256;
-    const own = [...this.#sessions].filter(([, session]) => session.client === client);
+  /**
+   * Returns why a new session of `caller` is refused, or null: a runtime client and agent, and
+   * a workspace, each have a maximum. Sessions of others are never closed to make room.
+   */
+  #quotaRefusal(caller: GatewayCaller): string | null {
+    const client = clientOf(caller);
+    let ofClient = 0;
+    let ofWorkspace = 0;
+    for (const session of this.#sessions.values()) {
+      if (session.client === client) ofClient++;
+      if (session.caller.workspace === caller.workspace) ofWorkspace++;
+    }
+    if (ofClient >= (this.#options.maxSessionsPerClient ?? 256)) {
+      return 'this runtime client has too many open sessions; close some or try again later';
+    }
+    if (ofWorkspace >= (this.#options.maxSessions ?? 10_000)) {
+      return 'too many open sessions in this workspace; try again later';
+    }
+    return null;
+  }
+
+  /** Closes the least recently used session of the same owner when it has its maximum open. */
+  #makeRoom(owner: string): void {
+    const max = this.#options.maxSessionsPerOwner ?? 16;
+    const own = [...this.#sessions].filter(([, session]) => session.owner === owner);
     if (own.length < max) return;
     const [id, oldest] = own.reduce((a, b) => (b[1].lastUsed < a[1].lastUsed ? b : a));
     this.#closeSession(id, oldest);
@@ -275,7 +298,9 @@ function isPlainToolCall(body: unknown): body is PlainToolCall {
 function acceptsPlainJson(request: IncomingMessage): boolean {
   const accept = request.headers.accept ?? '';
   const version = request.headers['mcp-protocol-version'];
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   return (
+    type === 'application/json' &&
     accept.includes('application/json') &&
     accept.includes('text/event-stream') &&
     (version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version as string))

@@ -132,7 +132,11 @@ export class McpGateway {
 
         const upstream = await this.#upstream(caller, connection).catch(() => null);
         if (upstream === null) return [];
-        return namespaceTools(connection.id, visibleOf(upstream.tools));
+        // Tool names and descriptions come from the upstream, so the credential is scrubbed.
+        return scrubSecrets(
+          namespaceTools(connection.id, visibleOf(upstream.tools)),
+          secretsOf(upstream),
+        );
       }),
     );
     return lists.flat();
@@ -263,7 +267,7 @@ export class McpGateway {
       result = await this.#forward(caller, { ...target, upstream }, args, relay);
     } catch (error) {
       if (error instanceof CallRevokedError) {
-        await record('revoked', decision!);
+        await record(error.sent ? 'revoked' : 'revoked_before_send', decision!);
         throw new ProtocolError(DENIED_ERROR_CODE, `Deputy stopped ${name}: ${error.message}`, {
           reason: error.reason,
           decision_id: decision!.decisionId,
@@ -311,21 +315,30 @@ export class McpGateway {
         },
       ) as Promise<CallToolResult>;
 
-    // A call in flight stops when its token stops being active (the kill switch).
-    return await this.#inFlight.run(caller.isActive, async (signal) => {
+    // A call in flight stops when its token stops being active (the kill switch), and a call
+    // is checked once more right before it is sent, after any wait for a slot.
+    return await this.#inFlight.run(caller.isActive, async (signal, ensureActive) => {
       const { upstream } = target;
+      const send = <T>(call: () => Promise<T>) =>
+        upstream.limit(() => {
+          ensureActive();
+          return call();
+        });
       if (upstream.http === null || onProgress !== undefined) {
-        return await upstream.limit(() => viaSdk(upstream, signal));
+        return await send(() => viaSdk(upstream, signal));
       }
       try {
-        return await upstream.limit(() =>
+        return await send(() =>
           forwardToolCall(upstream.http!, tool, args, connection.timeout_ms, signal),
         );
       } catch (error) {
         if (!(error instanceof SessionExpiredError)) throw error;
         await upstream.client.close().catch(() => undefined);
         const reopened = await this.#upstream(caller, connection);
-        return await reopened.limit(() => viaSdk(reopened, signal));
+        return await reopened.limit(() => {
+          ensureActive();
+          return viaSdk(reopened, signal);
+        });
       }
     });
   }
@@ -358,7 +371,7 @@ export class McpGateway {
   /** Tools of a compartment connection, as a running compartment lists them; null otherwise. */
   #knownTools(caller: GatewayCaller, connection: Connection): Tool[] | null {
     if (!connection.compartments) return null;
-    return this.#upstreams.knownTools(caller.workspace, connection.id);
+    return this.#upstreams.knownTools(caller.workspace, connection);
   }
 
   #mcpConnections(caller: GatewayCaller): Connection[] {
@@ -403,7 +416,7 @@ export function compartmentOf(caller: GatewayCaller): string {
 }
 
 function secretsOf(upstream: Upstream | undefined): string[] {
-  return upstream?.secret ? [upstream.secret] : [];
+  return upstream ? [...upstream.secretForms] : [];
 }
 
 function errorText(result: CallToolResult): string {

@@ -14,7 +14,8 @@ export type CallOutcome =
   | 'upstream_error'
   | 'upstream_unavailable'
   | 'unknown_tool'
-  | 'revoked';
+  | 'revoked'
+  | 'revoked_before_send';
 
 export interface ToolCallFacts {
   caller: GatewayCaller;
@@ -46,10 +47,14 @@ const MAX_RECORDED_NAME = 256;
  */
 export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   const { caller, target, decision, outcome } = facts;
-  const denied = ['denied', 'unknown_tool', 'upstream_unavailable', 'revoked'].includes(outcome);
+  // A call stopped by the kill switch after it was sent may have taken effect upstream, so it
+  // is recorded as allowed, with its reason; one stopped before it was sent is a denial.
+  const denied = ['denied', 'unknown_tool', 'upstream_unavailable', 'revoked_before_send'].includes(
+    outcome,
+  );
   let reason: string = decision?.reason ?? outcome;
   if (outcome === 'upstream_unavailable') reason = 'upstream_unavailable';
-  if (outcome === 'revoked') reason = 'token_revoked';
+  if (outcome === 'revoked' || outcome === 'revoked_before_send') reason = 'token_revoked';
   return {
     type: 'tool.call',
     workspace: caller.workspace,

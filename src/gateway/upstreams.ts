@@ -15,7 +15,7 @@ import { type Agent, fetch as undiciFetch } from 'undici';
 import { resolveCredential } from '../connections/credentials.js';
 import type { Connection } from '../model/policy.js';
 import type { SecretStore } from '../storage/secrets.js';
-import { credentialHeaders } from './credential-injection.js';
+import { credentialHeaders, secretForms } from './credential-injection.js';
 import { checkUpstreamUrl, createCheckedAgent } from './egress/destination.js';
 import type { HttpSession } from './http-upstream.js';
 import { redactText } from './redact.js';
@@ -24,8 +24,10 @@ import { redactText } from './redact.js';
 export interface Upstream {
   readonly client: Client;
   tools: Tool[];
-  /** The injected secret, kept only so upstream error text can be redacted before it is stored. */
+  /** The injected secret, kept to tell when it changes. */
   readonly secret: string | null;
+  /** The forms of the secret to scrub from what reaches the agent, see `secretForms`. */
+  readonly secretForms: readonly string[];
   /** The session of a Streamable HTTP upstream, for direct forwarding; null for stdio. */
   readonly http: HttpSession | null;
   /** Runs `call` when the connection's `max_concurrent_calls` allows, in arrival order. */
@@ -89,6 +91,7 @@ interface PoolEntry {
 export class UpstreamPool {
   readonly #options: UpstreamPoolOptions;
   readonly #entries = new Map<string, PoolEntry>();
+  readonly #knownTools = new Map<string, { fingerprint: string; tools: Tool[] }>();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(options: UpstreamPoolOptions) {
@@ -127,6 +130,10 @@ export class UpstreamPool {
     started.then(
       (upstream) => {
         entry.upstream = upstream;
+        this.#knownTools.set(`${workspace}\u0000${connection.id}`, {
+          fingerprint,
+          tools: upstream.tools,
+        });
         const previous = upstream.client.onclose;
         upstream.client.onclose = () => {
           previous?.();
@@ -141,16 +148,13 @@ export class UpstreamPool {
   }
 
   /**
-   * The tools a running upstream of the connection lists, from any compartment, or null when
-   * none runs. Compartments of one connection run the same server, so they list the same tools.
+   * The tools an upstream of the connection listed, in any compartment, or null when none has
+   * run with its current settings. Compartments of one connection run the same server, so they
+   * list the same tools; the list is kept after the upstream stops.
    */
-  knownTools(workspace: string, connection: string): Tool[] | null {
-    for (const entry of this.#entries.values()) {
-      if (entry.workspace === workspace && entry.connection === connection && entry.upstream) {
-        return entry.upstream.tools;
-      }
-    }
-    return null;
+  knownTools(workspace: string, connection: Connection): Tool[] | null {
+    const known = this.#knownTools.get(`${workspace}\u0000${connection.id}`);
+    return known?.fingerprint === fingerprintOf(connection) ? known.tools : null;
   }
 
   /** Stops the least recently used compartment of a connection that has too many. */
@@ -265,6 +269,7 @@ export class UpstreamPool {
       client,
       tools,
       secret,
+      secretForms: secretForms(connection, secret),
       http,
       limit: concurrencyLimit(connection.max_concurrent_calls),
     };
@@ -279,7 +284,7 @@ export class UpstreamPool {
     const [command, ...rawArgs] = connection.command!;
     let directory = '';
     if (compartment !== '') {
-      directory = this.compartmentDirectory(workspace, compartment);
+      directory = this.compartmentDirectory(workspace, connection.id, compartment);
       await mkdir(directory, { recursive: true, mode: 0o700 });
     }
     const args = rawArgs.map((arg) => arg.replaceAll('{compartment}', directory));
@@ -306,9 +311,14 @@ export class UpstreamPool {
     return transport;
   }
 
-  /** Directory of a compartment: a hash, so identities never become file names. */
-  compartmentDirectory(workspace: string, compartment: string): string {
-    const digest = createHash('sha256').update(`${workspace}\u0000${compartment}`).digest('hex');
+  /**
+   * Directory of a compartment of a connection: a hash, so identities never become file names,
+   * and two connections never share a compartment's files.
+   */
+  compartmentDirectory(workspace: string, connection: string, compartment: string): string {
+    const digest = createHash('sha256')
+      .update(`${workspace}\u0000${connection}\u0000${compartment}`)
+      .digest('hex');
     return join(this.#options.compartmentDir, digest.slice(0, 32));
   }
 
@@ -321,6 +331,8 @@ export class UpstreamPool {
     const key = `${workspace}\u0000${connection.id}\u0000${compartment}`;
     const upstream = await this.#entries.get(key)?.started.catch(() => undefined);
     if (upstream) upstream.tools = tools;
+    const fingerprint = fingerprintOf(connection);
+    this.#knownTools.set(`${workspace}\u0000${connection.id}`, { fingerprint, tools });
   }
 
   /** Number of started or starting upstreams. */

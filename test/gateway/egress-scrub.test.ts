@@ -31,6 +31,11 @@ beforeAll(async () => {
       response.end(Buffer.from([0x1f, 0x8b]));
       return;
     }
+    if (request.url === '/basic') {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      response.end(`authorization=${request.headers.authorization}`);
+      return;
+    }
     const key = String(request.headers['x-api-key']);
     response.writeHead(200, { 'content-type': 'text/plain', 'x-echo': key });
     // The key is written in two chunks, split in its middle.
@@ -38,6 +43,7 @@ beforeAll(async () => {
     setTimeout(() => response.end(`${key.slice(7)};end`), 20);
   });
   await env.deputy.secrets.put('acme', 'echo', SECRET);
+  await env.deputy.secrets.put('acme', 'echo-basic', SECRET);
   await changePolicy(env.deputy, (policy) => {
     policy.connections.push(
       connection({
@@ -49,11 +55,23 @@ beforeAll(async () => {
         credential: { secret: 'stored', scheme: 'header', name: 'X-Api-Key' },
         routes: [{ methods: ['GET'], path: '/**', action: 'echo.read', resource: 'echo:all' }],
       }),
+      connection({
+        id: 'echo-basic',
+        kind: 'http',
+        url: echo.origin,
+        hosts: [`127.0.0.1:${echo.port}`],
+        allow_addresses: ['loopback'],
+        credential: { secret: 'stored', scheme: 'basic', username: 'deputy' },
+        routes: [{ methods: ['GET'], path: '/**', action: 'echo.read', resource: 'echo:all' }],
+      }),
     );
     policy.bundles.push(
       bundle({
         id: 'echo',
-        grants: [{ connection: 'echo', actions: ['echo.read'], resources: ['echo:all'] }],
+        grants: [
+          { connection: 'echo', actions: ['echo.read'], resources: ['echo:all'] },
+          { connection: 'echo-basic', actions: ['echo.read'], resources: ['echo:all'] },
+        ],
       }),
     );
     policy.scopes.workspace.bundles.push({ bundle: 'echo' });
@@ -77,6 +95,17 @@ describe('proxied responses', () => {
     expect(response.status).toBe(200);
     expect(response.text).toBe('key=[REDACTED];end');
     expect(response.headers['x-echo']).toBe('[REDACTED]');
+  });
+
+  it('scrub a basic credential in its base64 form', async () => {
+    const response = await send(env.port, {
+      target: '/proxy/echo-basic/basic',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const encoded = Buffer.from(`deputy:${SECRET}`).toString('base64');
+
+    expect(echo.received.at(-1)!.headers.authorization).toBe(`Basic ${encoded}`);
+    expect(response.text).toBe('authorization=Basic [REDACTED]');
   });
 
   it('refuse a compressed response', async () => {

@@ -18,6 +18,7 @@ import {
   type Upstream,
 } from './egress-support.js';
 import { connectGateway } from '../../examples/acme/runtime.js';
+import { connect as connectSocket } from 'node:net';
 
 let env: EgressEnvironment;
 let slow: Upstream;
@@ -37,7 +38,9 @@ beforeAll(async () => {
         url: slow.origin,
         hosts: [`127.0.0.1:${slow.port}`],
         allow_addresses: ['loopback'],
-        routes: [{ methods: ['GET'], path: '/**', action: 'slow.read', resource: 'slow:all' }],
+        routes: [
+          { methods: ['GET', 'PUT'], path: '/**', action: 'slow.read', resource: 'slow:all' },
+        ],
       }),
       connection({
         id: 'everything',
@@ -66,11 +69,67 @@ function disableAfter(milliseconds: number): Promise<Response> {
     setTimeout(() => {
       fetch(`${env.acme.url}/admin/v1/workspaces/acme/agents/helper/disable`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${env.acme.adminKey}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${env.acme.adminKey}`,
+          'content-type': 'application/json',
+        },
         body: '{}',
       }).then(resolve, reject);
     }, milliseconds),
   );
+}
+
+/** Sends a PUT's head now and its body when `release` resolves; returns the raw reply. */
+function putWithHeldBody(token: string, release: Promise<unknown>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connectSocket(env.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const body = '{"amount":1000000}';
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.write(
+      `PUT /proxy/slow/transfer HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+    );
+    void release.then(() => socket.write(body));
+  });
+}
+
+describe('kill switch before sending', () => {
+  it('stops a request whose body arrives after the disable', async () => {
+    const token = await proxyToken(env, { channel: 'C01GENERAL', invoker: 'U02BOB' });
+    const before = slow.received.length;
+    const seq = await lastAuditSeq(env.deputy);
+
+    const disabled = disableAfter(200);
+    const reply = await putWithHeldBody(
+      token,
+      disabled.then(() => new Promise((r) => setTimeout(r, 100))),
+    );
+
+    expect((await disabled).status).toBe(200);
+    expect(reply).toMatch(/^HTTP\/1\.1 403 /);
+    expect(reply).toContain('"error":"token_revoked"');
+    expect(slow.received.length).toBe(before);
+    const events = (await auditEventsAfter(env.deputy, seq)).filter(
+      (event) => event.type === 'http.request',
+    );
+    expect(events.map((event) => [event.decision, event.reason])).toEqual([
+      ['deny', 'token_revoked'],
+    ]);
+    expect((await enable()).status).toBe(200);
+    // Tokens issued in the second of a disable stay inactive after enable.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+  });
+});
+
+function enable(): Promise<Response> {
+  return fetch(`${env.acme.url}/admin/v1/workspaces/acme/agents/helper/enable`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.acme.adminKey}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
 }
 
 describe('kill switch in flight', () => {
@@ -82,7 +141,10 @@ describe('kill switch in flight', () => {
 
     const [call, proxied, disabled] = await Promise.all([
       client
-        .callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 10, steps: 2 } })
+        .callTool({
+          name: 'everything__trigger-long-running-operation',
+          arguments: { duration: 10, steps: 2 },
+        })
         .then(
           () => null,
           (error: { code?: number; data?: unknown }) => error,
@@ -103,9 +165,12 @@ describe('kill switch in flight', () => {
     const events = (await auditEventsAfter(env.deputy, before)).filter(
       (event) => event.type === 'tool.call' || event.type === 'http.request',
     );
+    // Both had been sent, so they are recorded as allowed calls that the kill switch stopped.
     expect(events.map((event) => [event.type, event.decision, event.reason]).sort()).toEqual([
-      ['http.request', 'deny', 'token_revoked'],
-      ['tool.call', 'deny', 'token_revoked'],
+      ['http.request', 'allow', 'granted'],
+      ['tool.call', 'allow', 'token_revoked'],
     ]);
+    const proxiedEvent = events.find((event) => event.type === 'http.request')!;
+    expect(proxiedEvent.detail).toMatchObject({ response_error: 'token_revoked' });
   });
 });

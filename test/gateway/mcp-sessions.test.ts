@@ -1,6 +1,7 @@
 /**
- * Session quotas of the 2025-11-25 transport: a runtime client that opens more than its quota
- * closes its own least recently used session, never another client's.
+ * Session quotas of the 2025-11-25 transport: an owner over its quota closes its own least
+ * recently used session, and a runtime client over its quota is refused, never closing
+ * sessions of others.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -49,6 +50,7 @@ beforeAll(async () => {
     createServer: () => new Server({ name: 'test', version: '1.0.0' }, { capabilities: {} }),
     logger: pino({ level: 'silent' }),
     maxSessionsPerClient: 2,
+    maxSessionsPerOwner: 2,
   });
   // The test names the caller in headers; the gateway takes it from the access token.
   http = createServer((request, response) => {
@@ -85,28 +87,36 @@ async function post(client: string, thread: string, body: unknown, session?: str
 
 const PING = { jsonrpc: '2.0', id: 2, method: 'ping' };
 
-describe('session quota per client', () => {
-  it('closes the client’s least recently used session', async () => {
-    const other = await post('other', 't0', INITIALIZE);
+describe('session quotas', () => {
+  it('closes the owner’s own least recently used session', async () => {
     const first = await post('runtime', 't1', INITIALIZE);
-    const second = await post('runtime', 't2', INITIALIZE);
+    const second = await post('runtime', 't1', INITIALIZE);
     expect((await post('runtime', 't1', PING, first.session!)).status).toBe(200);
 
-    // A third session closes t2, used least recently; t1 was just used.
-    const third = await post('runtime', 't3', INITIALIZE);
+    // A third session of the same owner closes its second, used least recently.
+    const third = await post('runtime', 't1', INITIALIZE);
 
     expect(third.status).toBe(200);
-    expect((await post('runtime', 't2', PING, second.session!)).status).toBe(404);
+    expect((await post('runtime', 't1', PING, second.session!)).status).toBe(404);
     expect((await post('runtime', 't1', PING, first.session!)).status).toBe(200);
-    expect((await post('runtime', 't3', PING, third.session!)).status).toBe(200);
+    expect((await post('runtime', 't1', PING, third.session!)).status).toBe(200);
+  });
+
+  it('refuses a client over its quota without closing others', async () => {
+    const other = await post('other', 't0', INITIALIZE);
+    const owners = ['t2', 't3', 't4'];
+    const opened = [];
+    for (const thread of owners) opened.push(await post('busy', thread, INITIALIZE));
+
+    expect(opened.map((reply) => reply.status)).toEqual([200, 200, 503]);
     expect((await post('other', 't0', PING, other.session!)).status).toBe(200);
-    expect(transport.sessions).toBe(3);
+    expect((await post('busy', 't2', PING, opened[0]!.session!)).status).toBe(200);
   });
 
   it('answers another identity’s session as unknown', async () => {
-    const own = await post('runtime', 't4', INITIALIZE);
+    const own = await post('solo', 't5', INITIALIZE);
 
-    expect((await post('runtime', 't5', PING, own.session!)).status).toBe(404);
-    expect((await post('runtime', 't4', PING, own.session!)).status).toBe(200);
+    expect((await post('solo', 't6', PING, own.session!)).status).toBe(404);
+    expect((await post('solo', 't5', PING, own.session!)).status).toBe(200);
   });
 });

@@ -254,6 +254,7 @@ describe('memory compartments', () => {
     const directoryOf = (identity: string) =>
       environment.acme.gateway.upstreams.compartmentDirectory(
         'acme',
+        'memory',
         compartmentOf({ agent: 'helper', identity } as GatewayCaller),
       );
     const directories = {

@@ -25,6 +25,7 @@ import {
   credentialQuery,
   injectBodyCredential,
   isHttpScheme,
+  secretForms,
 } from '../credential-injection.js';
 import { CallRevokedError, type InFlightCalls } from '../in-flight.js';
 import { fingerprintOf } from '../upstreams.js';
@@ -46,10 +47,9 @@ import {
   parsePath,
   readBody,
   Refusal,
-  scrubHeader,
   splitTarget,
 } from './request.js';
-import { scrubStream } from './scrub.js';
+import { scrubHeader, scrubStream } from './scrub.js';
 
 export interface EgressOptions {
   deputy: Deputy;
@@ -76,6 +76,8 @@ interface Exchange {
   decisionId: string | null;
   /** Status the upstream answered, once its headers arrived. */
   status?: number;
+  /** Whether the request left for the upstream. */
+  sent?: boolean;
   caller?: GatewayCaller;
   connection?: Connection;
   target?: URL;
@@ -307,7 +309,11 @@ export class EgressProxy {
 
     let body: Buffer | undefined;
     if (exchange.method !== 'GET' && exchange.method !== 'HEAD') {
-      body = await readBody(request, this.#options.maxBodyBytes ?? 1_048_576);
+      body = await readBody(
+        request,
+        this.#options.maxBodyBytes ?? 1_048_576,
+        connection.timeout_ms,
+      );
       try {
         const type = request.headers['content-type'] ?? '';
         body = injectBodyCredential(connection, secret, type, body);
@@ -324,10 +330,20 @@ export class EgressProxy {
     // The request, and the response body after it, stop when the token stops being active.
     // A response is checked for the credential, which needs it uncompressed.
     if (secret !== null) headers['accept-encoding'] = 'identity';
-    const status = await this.#options.inFlight.run(exchange.caller!.isActive, async (signal) => {
+    const forms = secretForms(connection, secret);
+    // The token is checked again right before sending: the kill switch may have fired while
+    // the body arrived.
+    const { isActive } = exchange.caller!;
+    const status = await this.#options.inFlight.run(isActive, async (signal, ensureActive) => {
+      ensureActive();
+      exchange.sent = true;
       const upstream = await this.#request(connection, url, exchange.method, headers, body, signal);
       const encoding = String(upstream.headers['content-encoding'] ?? 'identity').toLowerCase();
-      if (secret !== null && encoding !== 'identity') {
+      const transfer = String(upstream.headers['transfer-encoding'] ?? 'chunked').toLowerCase();
+      if (
+        secret !== null &&
+        (encoding !== 'identity' || transfer.replace(/\s/g, '') !== 'chunked')
+      ) {
         await upstream.body.dump();
         throw new Refusal(
           502,
@@ -339,12 +355,12 @@ export class EgressProxy {
       for (const [name, value] of Object.entries(upstream.headers)) {
         if (value === undefined || DROPPED_RESPONSE_HEADERS.has(name)) continue;
         if (secret !== null && name === 'content-length') continue;
-        response.setHeader(name, secret === null ? value : scrubHeader(value, secret));
+        response.setHeader(name, secret === null ? value : scrubHeader(value, forms));
       }
       response.setHeader('x-request-id', exchange.requestId);
       exchange.status = upstream.statusCode;
       if (secret === null) await pipeline(upstream.body, response);
-      else await pipeline(upstream.body, scrubStream(secret), response);
+      else await pipeline(upstream.body, scrubStream(forms), response);
       return upstream.statusCode;
     });
     await this.#record(exchange, 'allow', 'granted', exchange.decisionId, status);
@@ -437,10 +453,11 @@ export class EgressProxy {
     }
     if (exchange.caller) {
       try {
-        // Once the upstream answered, the request took effect there: it is recorded as
-        // allowed, with its status and why the response did not reach the caller whole.
-        if (exchange.status !== undefined) {
-          const { decisionId, status } = exchange;
+        // Once sent, the request may have taken effect upstream: it is recorded as allowed,
+        // with its status if one arrived and why the response did not reach the caller whole.
+        if (exchange.sent) {
+          const { decisionId } = exchange;
+          const status = exchange.status ?? null;
           await this.#record(exchange, 'allow', 'granted', decisionId, status, refusal.reason);
         } else {
           await this.#record(exchange, 'deny', refusal.reason, refusal.decisionId, null);

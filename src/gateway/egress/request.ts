@@ -6,7 +6,6 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 import type { Reason } from '../../engine/reasons.js';
 import type { Connection } from '../../model/policy.js';
-import { REDACTED } from '../redact.js';
 import { normalisePath, PathError } from './paths.js';
 
 /** Reason codes of a rejected request, besides the decision reasons. */
@@ -53,11 +52,6 @@ export class Refusal extends Error {
   ) {
     super(message);
   }
-}
-
-export function scrubHeader(value: string | string[], secret: string): string | string[] {
-  const scrub = (text: string) => text.split(secret).join(REDACTED);
-  return Array.isArray(value) ? value.map(scrub) : scrub(value);
 }
 
 export function decodeConnectionId(text: string): string {
@@ -145,14 +139,31 @@ export function forwardedHeaders(
   return { ...headers, ...injected };
 }
 
-export async function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body of at most `limit` bytes, which must arrive within `timeoutMs`, so a
+ * caller cannot hold a decided request back for long.
+ */
+export async function readBody(
+  request: IncomingMessage,
+  limit: number,
+  timeoutMs: number,
+): Promise<Buffer> {
+  const timer = setTimeout(() => {
+    request.destroy(
+      new Refusal(408, 'invalid_request', `the request body did not arrive within ${timeoutMs} ms`),
+    );
+  }, timeoutMs);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > limit)
-      throw new Refusal(413, 'invalid_request', `the request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of request) {
+      size += (chunk as Buffer).length;
+      if (size > limit)
+        throw new Refusal(413, 'invalid_request', `the request body exceeds ${limit} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks);
 }

@@ -7,18 +7,21 @@ import { Transform } from 'node:stream';
 import { REDACTED } from '../redact.js';
 
 /**
- * A stream that replaces every occurrence of `secret` with `[REDACTED]`, including one split
- * across chunks: it holds back the last `secret.length - 1` bytes until more arrive.
+ * Returns a stream that replaces every occurrence of each of `secrets` with `[REDACTED]`,
+ * including one split across chunks: it holds back the last bytes, one fewer than the longest
+ * secret, until more arrive.
  */
-export function scrubStream(secret: string): Transform {
-  const needle = Buffer.from(secret);
+export function scrubStream(secrets: readonly string[]): Transform {
+  const needles = secrets.map((secret) => Buffer.from(secret));
   const replacement = Buffer.from(REDACTED);
+  const longest = Math.max(0, ...needles.map((needle) => needle.length));
   let pending: Buffer = Buffer.alloc(0);
 
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      const scrubbed = replaceAll(Buffer.concat([pending, chunk]), needle, replacement);
-      const keep = Math.min(needle.length - 1, scrubbed.length);
+      let scrubbed: Buffer = Buffer.concat([pending, chunk]);
+      for (const needle of needles) scrubbed = replaceAll(scrubbed, needle, replacement);
+      const keep = Math.min(Math.max(longest - 1, 0), scrubbed.length);
       pending = scrubbed.subarray(scrubbed.length - keep);
       done(null, scrubbed.subarray(0, scrubbed.length - keep));
     },
@@ -26,6 +29,16 @@ export function scrubStream(secret: string): Transform {
       done(null, pending);
     },
   });
+}
+
+/** Replaces each of `secrets` in a header value. */
+export function scrubHeader(
+  value: string | string[],
+  secrets: readonly string[],
+): string | string[] {
+  const scrub = (text: string) =>
+    secrets.reduce((result, secret) => result.split(secret).join(REDACTED), text);
+  return Array.isArray(value) ? value.map(scrub) : scrub(value);
 }
 
 function replaceAll(buffer: Buffer, needle: Buffer, replacement: Buffer): Buffer {
