@@ -204,6 +204,10 @@ function rulesOf(context: Context, bundleId: string): readonly BundleRule[] {
     const resource = tool === '**' ? 'tool:**' : `tool:${tool}`;
     rules.push(bundleRule(context, `${bundle.id}#tool:${tool}`, ['tool.call'], [resource]));
   }
+  for (const prompt of bundle.prompts) {
+    const resource = prompt === '**' ? 'prompt:**' : `prompt:${prompt}`;
+    rules.push(bundleRule(context, `${bundle.id}#prompt:${prompt}`, ['prompt.get'], [resource]));
+  }
   context.bundleRules.set(bundleId, rules);
   return rules;
 }
@@ -299,6 +303,7 @@ function collectResources(policy: Policy): string[] {
   for (const bundle of policy.bundles) {
     for (const domain of bundle.domains) resources.add(`host:${domain}`);
     for (const tool of bundle.tools) resources.add(`tool:${tool}`);
+    for (const prompt of bundle.prompts) resources.add(`prompt:${prompt}`);
   }
   for (const channel of policy.scopes.channels) {
     if (channel.visibility === 'private') resources.add(`memory:${channel.id}`);
@@ -308,7 +313,9 @@ function collectResources(policy: Policy): string[] {
 }
 
 function collectActions(policy: Policy): string[] {
-  const actions = new Set<string>(['memory.read', 'memory.write', 'tool.call', 'web.fetch']);
+  const actions = new Set<string>([
+    ...['memory.read', 'memory.write', 'tool.call', 'prompt.get', 'web.fetch'],
+  ]);
   const rules = [
     ...policy.bundles.flatMap((bundle) => bundle.grants),
     ...policy.members.flatMap((member) => member.entitlements),

@@ -17,6 +17,7 @@ import type { GatewayCaller } from './bearer.js';
 import { forwardToolCall, SessionExpiredError } from './http-upstream.js';
 import { CallRevokedError, type InFlightCalls } from './in-flight.js';
 import { McpTransport } from './mcp-transport.js';
+import { PromptForwarder } from './prompts.js';
 import { normalizeAuditRecord } from '../audit/event.js';
 import { redactText, scrubSecrets } from './redact.js';
 import { type CallOutcome, toolCallRecord } from './tool-record.js';
@@ -57,6 +58,7 @@ export class McpGateway {
   readonly #upstreams: UpstreamPool;
   readonly #transport: McpTransport;
   readonly #inFlight: InFlightCalls;
+  readonly #prompts: PromptForwarder;
   /** When each unavailable connection was last logged, and how often it failed since. */
   readonly #failures = new Map<string, { loggedAt: number; repeated: number }>();
 
@@ -64,6 +66,12 @@ export class McpGateway {
     this.#deputy = options.deputy;
     this.#upstreams = options.upstreams;
     this.#inFlight = options.inFlight;
+    this.#prompts = new PromptForwarder({
+      deputy: options.deputy,
+      inFlight: options.inFlight,
+      connections: (caller) => this.#mcpConnections(caller),
+      upstream: (caller, connection) => this.#upstream(caller, connection),
+    });
     this.#transport = new McpTransport({
       createServer: (caller) => this.#server(caller),
       callTool: (caller, name, args, requestId) => this.callTool(caller, name, args, requestId),
@@ -106,13 +114,19 @@ export class McpGateway {
                 .catch(() => undefined);
       return await this.callTool(caller(), name, args ?? {}, randomUUID(), onProgress);
     });
-    // NOTE: only tools are forwarded. Resources and prompts of upstream servers are not
-    // exposed yet, so their lists are empty and a subscription never produces an update.
+    server.setRequestHandler('prompts/list', async () => ({
+      prompts: await this.#prompts.list(caller()),
+    }));
+    server.setRequestHandler('prompts/get', async (request) => {
+      const { name, arguments: args } = request.params;
+      return await this.#prompts.get(caller(), name, args, randomUUID());
+    });
+    // NOTE: resources of upstream servers are not forwarded yet, so their lists are empty and
+    // a subscription never produces an update.
     server.setRequestHandler('resources/list', async () => ({ resources: [] }));
     server.setRequestHandler('resources/templates/list', async () => ({ resourceTemplates: [] }));
     server.setRequestHandler('resources/subscribe', async () => ({}));
     server.setRequestHandler('resources/unsubscribe', async () => ({}));
-    server.setRequestHandler('prompts/list', async () => ({ prompts: [] }));
     return server;
   }
 

@@ -4,7 +4,7 @@ import type { Decision } from '../engine/types.js';
 import type { Connection } from '../model/policy.js';
 import type { GatewayCaller } from './bearer.js';
 import { hashArguments, redactValue } from './redact.js';
-import { TOOL_ACTION, toolResource } from './tools.js';
+import { PROMPT_ACTION, promptResource, TOOL_ACTION, toolResource } from './tools.js';
 
 /** Outcome of a tool call, as recorded. */
 export type CallOutcome =
@@ -18,6 +18,8 @@ export type CallOutcome =
   | 'revoked_before_send';
 
 export interface ToolCallFacts {
+  /** A tool call (`tool.call` events) or a prompt request (`prompt.get` events). @default 'tool' */
+  kind?: 'tool' | 'prompt';
   caller: GatewayCaller;
   /** The tool name as the caller sent it. */
   name: string;
@@ -55,15 +57,18 @@ export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   let reason: string = decision?.reason ?? outcome;
   if (outcome === 'upstream_unavailable') reason = 'upstream_unavailable';
   if (outcome === 'revoked' || outcome === 'revoked_before_send') reason = 'token_revoked';
+  const prompt = facts.kind === 'prompt';
   return {
-    type: 'tool.call',
+    type: prompt ? 'prompt.get' : 'tool.call',
     workspace: caller.workspace,
     actor: { type: 'agent', id: caller.agent },
     identity: caller.identity,
     invoker: caller.invoker ?? null,
     scope: caller.scope,
-    action: TOOL_ACTION,
-    resource: target ? toolResource(target.connection.id, target.tool) : null,
+    action: prompt ? PROMPT_ACTION : TOOL_ACTION,
+    resource: target
+      ? (prompt ? promptResource : toolResource)(target.connection.id, target.tool)
+      : null,
     connection: target?.connection.id ?? null,
     decision: denied ? 'deny' : 'allow',
     reason,

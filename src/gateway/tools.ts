@@ -19,6 +19,14 @@ export function gatewayToolName(connection: string, tool: string): string {
   return `${connection}${TOOL_SEPARATOR}${tool}`;
 }
 
+/** Action decided for every prompt request. */
+export const PROMPT_ACTION = 'prompt.get';
+
+/** The resource decided for a prompt request: `prompt:<connection>/<prompt>`. */
+export function promptResource(connection: string, prompt: string): string {
+  return `prompt:${connection}/${prompt}`;
+}
+
 /** The resource decided for a tool call: `tool:<connection>/<tool>`. */
 export function toolResource(connection: string, tool: string): string {
   return `tool:${connection}/${tool}`;

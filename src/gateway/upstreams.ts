@@ -7,7 +7,12 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { Client, StreamableHTTPClientTransport, type Tool } from '@modelcontextprotocol/client';
+import {
+  Client,
+  type Prompt,
+  StreamableHTTPClientTransport,
+  type Tool,
+} from '@modelcontextprotocol/client';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { Logger } from 'pino';
 import { type Agent, fetch as undiciFetch } from 'undici';
@@ -24,6 +29,8 @@ import { redactText } from './redact.js';
 export interface Upstream {
   readonly client: Client;
   tools: Tool[];
+  /** The prompts it lists, when it has the prompts capability. */
+  readonly prompts: Prompt[];
   /** The injected secret, kept to tell when it changes. */
   readonly secret: string | null;
   /** The forms of the secret to scrub from what reaches the agent, see `secretForms`. */
@@ -256,6 +263,9 @@ export class UpstreamPool {
           }
         : null;
     const { tools } = await client.listTools(undefined, { timeout: connection.timeout_ms });
+    const prompts = client.getServerCapabilities()?.prompts
+      ? (await client.listPrompts(undefined, { timeout: connection.timeout_ms })).prompts
+      : [];
     logger.info(
       {
         workspace,
@@ -268,6 +278,7 @@ export class UpstreamPool {
     return {
       client,
       tools,
+      prompts,
       secret,
       secretForms: secretForms(connection, secret),
       http,

@@ -146,6 +146,8 @@ export const bundleSchema = z.strictObject({
   domains: z.array(z.string()).default([]),
   /** Tools and skills the agent may call: each adds `tool.call` on `tool:<name>`. */
   tools: z.array(z.string()).default([]),
+  /** Prompts of MCP servers the agent may get: each adds `prompt.get` on `prompt:<name>`. */
+  prompts: z.array(z.string()).default([]),
   instructions: z.string().optional(),
 });
 

@@ -461,12 +461,23 @@ function checkBundles(policy: Policy, refs: References, list: IssueList): void {
       const problem = tool === '**' ? null : checkToolPattern(tool, refs.caseInsensitive);
       if (problem !== null) list.add([...at, 'tools', toolIndex], problem.message, problem.fix);
     });
+    bundle.prompts.forEach((prompt, promptIndex) => {
+      const problem =
+        prompt === '**' ? null : checkToolPattern(prompt, refs.caseInsensitive, 'prompt');
+      if (problem !== null) {
+        list.add([...at, 'prompts', promptIndex], problem.message, problem.fix);
+      }
+    });
   });
 }
 
-function checkToolPattern(tool: string, caseInsensitive: Set<string>): PatternError | null {
+function checkToolPattern(
+  tool: string,
+  caseInsensitive: Set<string>,
+  type: 'tool' | 'prompt' = 'tool',
+): PatternError | null {
   try {
-    compileResourcePattern(`tool:${tool}`, caseInsensitive);
+    compileResourcePattern(`${type}:${tool}`, caseInsensitive);
     return null;
   } catch (error) {
     if (error instanceof PatternError) return error;

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 
-import type { Policy } from '../model/policy.js';
+import { type Policy, policySchema } from '../model/policy.js';
 import type { Tables } from './schema.js';
 
 /** A stored policy revision. */
@@ -145,9 +145,25 @@ function toRevision(row: Tables['revisions']): Revision {
   return {
     workspace: row.workspace,
     revision: Number(row.revision),
-    policy: JSON.parse(row.document) as Policy,
+    policy: storedPolicy(row),
     actor: row.actor,
     summary: row.summary,
     createdAt: row.created_at,
   };
+}
+
+/**
+ * Parses a stored document with the current schema, which fills in the defaults of keys added
+ * since it was stored (a revision written before connections had `routes`, say).
+ */
+function storedPolicy(row: Tables['revisions']): Policy {
+  const parsed = policySchema.safeParse(JSON.parse(row.document));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(
+      `revision ${row.revision} of workspace ${row.workspace} does not match the policy schema ` +
+        `at ${issue?.path.join('.') ?? '(root)'}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  return parsed.data;
 }

@@ -50,6 +50,7 @@ export const extendedAcme = acmeWith((policy) => {
       ],
       domains: [],
       tools: [],
+      prompts: [],
     },
     {
       id: 'wiki',
@@ -65,6 +66,7 @@ export const extendedAcme = acmeWith((policy) => {
       ],
       domains: [],
       tools: [],
+      prompts: [],
     },
   );
   policy.scopes.workspace.bundles.push({ bundle: 'memory-everywhere' }, { bundle: 'wiki' });

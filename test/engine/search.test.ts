@@ -124,6 +124,7 @@ describe('acme search results', () => {
       'issue.write',
       'memory.read',
       'memory.write',
+      'prompt.get',
       'repo.admin',
       'repo.read',
       'repo.write',

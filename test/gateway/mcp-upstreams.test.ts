@@ -42,7 +42,9 @@ beforeAll(async () => {
       credential: { secret: 'env:DEPUTY_TEST_UNSET_TOKEN', scheme: 'env', name: 'API_TOKEN' },
     }),
   );
-  policy.bundles.find((bundle) => bundle.id === 'baseline')!.tools.push('everything/**', 'broken/**');
+  const baseline = policy.bundles.find((bundle) => bundle.id === 'baseline')!;
+  baseline.tools.push('everything/**', 'broken/**');
+  baseline.prompts.push('everything/simple-prompt');
   const parsed = parsePolicy(policy);
   if (!parsed.ok) throw new Error(parsed.issues.map((issue) => issue.message).join('; '));
   const call = { actor: { type: 'cli' as const, id: 'test' }, requestId: null };
@@ -52,6 +54,42 @@ beforeAll(async () => {
 afterAll(async () => {
   await environment?.close();
   delete process.env.DEPUTY_TEST_EVERYTHING_TOKEN;
+});
+
+describe('upstream prompts', () => {
+  it('lists only the granted prompt', async () => {
+    const client = await connect(environment, { channel: 'C01GENERAL' });
+
+    const { prompts } = await client.listPrompts();
+
+    expect(prompts.map((prompt) => prompt.name)).toEqual(['everything__simple-prompt']);
+  });
+
+  it('gets a granted prompt and records it', async () => {
+    const client = await connect(environment, { channel: 'C01GENERAL' });
+    const before = await lastAuditSeq(environment);
+
+    const result = await client.getPrompt({ name: 'everything__simple-prompt' });
+
+    expect(result.messages.length).toBeGreaterThan(0);
+    const events = (await auditEventsAfter(environment, before)).filter(
+      (event) => event.type === 'prompt.get',
+    );
+    expect(
+      events.map((event) => [event.decision, event.reason, event.resource, event.action]),
+    ).toEqual([['allow', 'granted', 'prompt:everything/simple-prompt', 'prompt.get']]);
+  });
+
+  it('denies a prompt that is not granted', async () => {
+    const client = await connect(environment, { channel: 'C01GENERAL' });
+
+    const error = await rejectionOf(
+      client.getPrompt({ name: 'everything__args-prompt', arguments: { city: 'Paris' } }),
+    );
+
+    expect(error.code).toBe(-32001);
+    expect(error.data).toMatchObject({ reason: 'no_matching_grant' });
+  });
 });
 
 describe('upstream credentials', () => {
