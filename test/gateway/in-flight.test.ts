@@ -136,6 +136,9 @@ describe('kill switch in flight', () => {
   it('stops a slow tool call and a slow proxied request', async () => {
     const token = await proxyToken(env, { channel: 'C01GENERAL', invoker: 'U02BOB' });
     const client = await connectGateway(env.acme.url, token);
+    // The upstream process starts on the first call, so both calls are surely sent by the time
+    // of the disable.
+    await client.callTool({ name: 'everything__echo', arguments: { message: 'warm' } });
     const before = await lastAuditSeq(env.deputy);
     const started = performance.now();
 
@@ -150,7 +153,7 @@ describe('kill switch in flight', () => {
           (error: { code?: number; data?: unknown }) => error,
         ),
       send(env.port, { target: '/proxy/slow/x', headers: { authorization: `Bearer ${token}` } }),
-      disableAfter(300),
+      disableAfter(500),
     ]);
     const elapsed = performance.now() - started;
     await client.close().catch(() => undefined);
@@ -162,9 +165,18 @@ describe('kill switch in flight', () => {
     expect(JSON.parse(proxied.text).error).toBe('token_revoked');
     expect(elapsed).toBeLessThan(5000);
 
-    const events = (await auditEventsAfter(env.deputy, before)).filter(
-      (event) => event.type === 'tool.call' || event.type === 'http.request',
-    );
+    // Both events are written after their call ended, so they may land just after it.
+    let events = await auditEventsAfter(env.deputy, before);
+    for (let tries = 0; tries < 50; tries++) {
+      events = (await auditEventsAfter(env.deputy, before)).filter(
+        (event) =>
+          event.type === 'http.request' ||
+          (event.type === 'tool.call' &&
+            event.detail?.tool === 'everything__trigger-long-running-operation'),
+      );
+      if (events.length >= 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
     // Both had been sent, so they are recorded as allowed calls that the kill switch stopped.
     expect(events.map((event) => [event.type, event.decision, event.reason]).sort()).toEqual([
       ['http.request', 'allow', 'granted'],
