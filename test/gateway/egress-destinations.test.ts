@@ -160,11 +160,13 @@ const all = () => [guarded, named, redirecting, elsewhere, readOnly, silent, unn
 
 /** Builds the error body of a request rejected at the address check. */
 function addressRejection(host: string, range: string, id: string) {
+  const fix =
+    range === 'reserved'
+      ? 'reserved addresses are never reachable'
+      : 'list the range under allow_addresses to allow it';
   return {
     error: 'address_not_allowed',
-    error_description:
-      `host ${host} resolves to a ${range} address, which connection ${id} may not reach; ` +
-      'list the range under allow_addresses to allow it',
+    error_description: `host ${host} resolves to a ${range} address, which connection ${id} may not reach; ${fix}`,
   };
 }
 
@@ -174,9 +176,8 @@ describe('a connection without allow_addresses', () => {
     expect(result.response.status).toBe(403);
     expect(result.body).toEqual(addressRejection('127.0.0.1', 'loopback', 'd-noaddr'));
     expect(result.reached).toEqual([]);
-    expect(result.events.find((event) => event.type === 'decision')).toMatchObject({
-      decision: 'allow',
-    });
+    const decided = result.events.find((event) => event.type === 'decision');
+    expect(decided).toMatchObject({ decision: 'allow' });
     expect(result.http).toEqual([
       httpRecord(CALLER, {
         decision: 'deny',
@@ -184,6 +185,7 @@ describe('a connection without allow_addresses', () => {
         connection: 'd-noaddr',
         action: 'svc.call',
         resource: 'svc:destination',
+        decisionId: decided!.decision_id,
         requestId: result.response.headers['x-request-id'],
         detail: { method: 'GET', host: `127.0.0.1:${guarded.port}`, path: '/status', status: null },
       }),

@@ -524,8 +524,17 @@ export function httpRecord(
     decisionId?: unknown;
     requestId: unknown;
     detail: { method: string; host?: string; path?: string; status: number | null };
+    /** The decision's bundle, grant and revision; any string (or null) when omitted. */
+    bundle?: string | null;
+    grant?: string | null;
+    revision?: number | null;
   },
 ) {
+  // A request that reached a decision carries its bundle, grant and revision.
+  const decided = fields.decisionId !== undefined && fields.decisionId !== null;
+  const nameOrNull = expect.toSatisfy(
+    (value: unknown) => value === null || typeof value === 'string',
+  );
   return {
     ...CHAIN_FIELDS,
     type: 'http.request',
@@ -538,10 +547,10 @@ export function httpRecord(
     resource: fields.resource,
     decision: fields.decision,
     reason: fields.reason,
-    bundle: null,
-    grant: null,
+    bundle: fields.bundle !== undefined ? fields.bundle : decided ? nameOrNull : null,
+    grant: fields.grant !== undefined ? fields.grant : decided ? nameOrNull : null,
     connection: fields.connection,
-    revision: null,
+    revision: fields.revision !== undefined ? fields.revision : decided ? expect.any(Number) : null,
     decision_id: fields.decisionId ?? null,
     request_id: fields.requestId,
     detail: {

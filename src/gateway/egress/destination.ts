@@ -90,9 +90,16 @@ export function isHostAllowed(connection: Connection, url: URL): boolean {
   const key = hostKey(url);
   const defaultPort = url.protocol === 'https:' ? '443' : '80';
   return connection.hosts.some((host) => {
-    const entry = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-    const withPort = /:\d+$/.test(entry) && isIP(entry) !== 6 ? entry : `${entry}:${defaultPort}`;
-    return withPort.replace(/^\[(.*)\]:/, '$1:') === key;
+    // An entry is read as a URL would read it, so `[::ffff:127.0.0.1]` matches the target
+    // `[::ffff:7f00:1]` that URL parsing makes of it.
+    let entry: URL;
+    try {
+      entry = new URL(`${url.protocol}//${host}`);
+    } catch {
+      return false;
+    }
+    const port = entry.port === '' ? defaultPort : entry.port;
+    return `${entry.hostname.replace(/^\[(.*)\]$/, '$1')}:${port}` === key;
   });
 }
 
@@ -125,7 +132,10 @@ export async function resolveDestination(
       throw new DestinationError(
         'address_not_allowed',
         `host ${bare} resolves to a ${range.replace('_', '-')} address, which connection ` +
-          `${connection.id} may not reach; list the range under allow_addresses to allow it`,
+          `${connection.id} may not reach` +
+          (range === 'reserved'
+            ? '; reserved addresses are never reachable'
+            : '; list the range under allow_addresses to allow it'),
       );
     }
   }

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Agent, request as undiciRequest } from 'undici';
 
 import type { Deputy } from '../../deputy.js';
+import type { Decision } from '../../engine/types.js';
 import type { Connection } from '../../model/policy.js';
 import type { OAuthContext } from '../../oauth/context.js';
 import { resolveCredential } from '../../connections/credentials.js';
@@ -74,6 +75,8 @@ interface Exchange {
   /** Whether the request came as a forward-proxy request, which uses Proxy-Authenticate. */
   forward: boolean;
   decisionId: string | null;
+  /** The decision on the route's action and resource, once made. */
+  decision?: Decision;
   /** Status the upstream answered, once its headers arrived. */
   status?: number;
   /** Whether the request left for the upstream. */
@@ -269,6 +272,7 @@ export class EgressProxy {
       { actor: { type: 'agent', id: caller.agent }, requestId: exchange.requestId },
     );
     exchange.decisionId = decision!.decisionId;
+    exchange.decision = decision!;
     if (!decision!.allowed) {
       throw new Refusal(403, decision!.reason, `denied: ${decision!.reason}`, decision!.decisionId);
     }
@@ -460,7 +464,8 @@ export class EgressProxy {
           const status = exchange.status ?? null;
           await this.#record(exchange, 'allow', 'granted', decisionId, status, refusal.reason);
         } else {
-          await this.#record(exchange, 'deny', refusal.reason, refusal.decisionId, null);
+          const decisionId = refusal.decisionId ?? exchange.decisionId;
+          await this.#record(exchange, 'deny', refusal.reason, decisionId, null);
         }
       } catch (auditError) {
         this.#options.deputy.logger.error(
@@ -493,6 +498,9 @@ export class EgressProxy {
       connection: exchange.connection?.id ?? null,
       decision,
       reason,
+      bundle: exchange.decision?.bundle ?? null,
+      grant: exchange.decision?.grant ?? null,
+      revision: exchange.decision?.revision ?? null,
       decision_id: decisionId,
       request_id: exchange.requestId,
       detail: {
