@@ -78,6 +78,8 @@ export class AuditLog {
   /** Events this process committed since its last checkpoint. */
   #uncheckpointed = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Starts a drain for deferred appends that no other append has taken along. */
+  #deferredTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | null = null;
   readonly #stats: AuditLogStats = {
     events: 0,
@@ -127,8 +129,26 @@ export class AuditLog {
     return event!;
   }
 
+  /**
+   * Appends a record that nothing waits for, such as the outcome of a call already answered:
+   * it joins the next transaction that another append starts, or one started within
+   * `delayMs`, so it rarely costs a commit of its own. Settles like {@link append}.
+   */
+  async appendDeferred(record: AuditRecordInput, delayMs = 20): Promise<AuditEvent> {
+    const [event] = await this.#enqueue([record], false, delayMs);
+    return event!;
+  }
+
   /** Appends records as consecutive events in one transaction, like {@link append}. */
   async appendMany(records: readonly AuditRecordInput[]): Promise<AuditEvent[]> {
+    return await this.#enqueue(records, true, 0);
+  }
+
+  async #enqueue(
+    records: readonly AuditRecordInput[],
+    now: boolean,
+    delayMs: number,
+  ): Promise<AuditEvent[]> {
     if (this.#closing !== null) {
       throw new AuditError('ERR_AUDIT_CLOSED', 'the audit log is closed, so no event was written');
     }
@@ -143,12 +163,22 @@ export class AuditLog {
       reject = onReject;
     });
     this.#queue.push({ items, resolve, reject, promise });
-    this.#scheduleDrain();
+    if (now) this.#scheduleDrain();
+    else this.#scheduleDeferredDrain(delayMs);
     return await promise;
+  }
+
+  #scheduleDeferredDrain(delayMs: number): void {
+    if (this.#deferredTimer !== undefined) return;
+    this.#deferredTimer = setTimeout(() => {
+      this.#deferredTimer = undefined;
+      this.#scheduleDrain();
+    }, delayMs);
   }
 
   /** Waits until every append made before the call has been committed or rejected. */
   async flush(): Promise<void> {
+    if (this.#queue.length > 0) this.#scheduleDrain();
     const pending = [...this.#inFlight, ...this.#queue].map((entry) => entry.promise);
     await Promise.allSettled(pending);
   }

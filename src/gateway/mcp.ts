@@ -176,8 +176,9 @@ export class McpGateway {
       outcome: CallOutcome,
       decision: Decision | null,
       error?: string,
+      deferred = false,
     ): Promise<unknown> =>
-      this.#deputy.audit.append(
+      this.#deputy.audit[deferred ? 'appendDeferred' : 'append'](
         toolCallRecord({
           caller,
           name,
@@ -298,7 +299,7 @@ export class McpGateway {
     const error = outcome === 'tool_error' ? errorText(result) : undefined;
     // The decision was recorded before forwarding; the outcome is recorded without holding the
     // result back. NOTE: a crash before its commit loses the outcome, not the decision.
-    record(outcome, decision!, error).catch((auditError: unknown) =>
+    record(outcome, decision!, error, true).catch((auditError: unknown) =>
       this.#deputy.logger.error(
         { err: auditError, requestId },
         'audit write of a tool outcome failed',

@@ -41,6 +41,30 @@ describe.each(backends.map((backend) => [backend.name, backend] as const))(
       await execute(database, 'delete from audit_events');
     });
 
+    it('joins a deferred append to the next transaction', async () => {
+      const log = await openLog(database, { checkpointEvery: 1000 });
+      const before = log.stats().batches;
+
+      const deferred = log.appendDeferred(decisionRecord(1), 5_000);
+      const now = log.append(decisionRecord(2));
+      const [first, second] = await Promise.all([deferred, now]);
+      const batches = log.stats().batches - before;
+      await log.close();
+
+      expect([first.seq, second.seq]).toEqual([1, 2]);
+      expect(batches).toBe(1);
+    });
+
+    it('commits a lone deferred append after its delay', async () => {
+      const log = await openLog(database, { checkpointEvery: 1000 });
+
+      const event = await log.appendDeferred(decisionRecord(1), 10);
+      await log.close();
+
+      expect(event.seq).toBe(1);
+      expect((await eventRows(database)).map((row) => row.seq)).toEqual([1]);
+    });
+
     it('numbers concurrent bursts 1..N in one chain', async () => {
       const log = await openLog(database, { checkpointEvery: 100 });
       const returned: AuditEvent[] = [];

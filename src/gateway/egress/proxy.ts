@@ -367,7 +367,8 @@ export class EgressProxy {
       else await pipeline(upstream.body, scrubStream(forms), response);
       return upstream.statusCode;
     });
-    await this.#record(exchange, 'allow', 'granted', exchange.decisionId, status);
+    // The response is complete, so its record can share the next transaction.
+    await this.#record(exchange, 'allow', 'granted', exchange.decisionId, status, undefined, true);
   }
 
   async #request(
@@ -483,10 +484,11 @@ export class EgressProxy {
     decisionId: string | null,
     status: number | null,
     responseError?: string,
+    deferred = false,
   ): Promise<void> {
     const caller = exchange.caller!;
     const target = exchange.target;
-    await this.#options.deputy.audit.append({
+    await this.#options.deputy.audit[deferred ? 'appendDeferred' : 'append']({
       type: 'http.request',
       workspace: caller.workspace,
       actor: { type: 'agent', id: caller.agent },
