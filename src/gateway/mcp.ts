@@ -22,6 +22,7 @@ import { normalizeAuditRecord } from '../audit/event.js';
 import { redactText, scrubSecrets } from './redact.js';
 import { type CallOutcome, toolCallRecord } from './tool-record.js';
 import {
+  DENIED_ERROR_CODE,
   isToolVisible,
   namespaceTools,
   splitToolName,
@@ -29,9 +30,6 @@ import {
   toolResource,
 } from './tools.js';
 import { isMcpConnection, type Upstream, type UpstreamPool } from './upstreams.js';
-
-/** JSON-RPC error code of a tool call that Deputy denied. */
-export const DENIED_ERROR_CODE = -32001;
 
 /** Version reported to MCP clients in `serverInfo`. */
 const GATEWAY_VERSION = '0.1.0';

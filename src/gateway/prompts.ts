@@ -15,11 +15,14 @@ import type { GatewayCaller } from './bearer.js';
 import { CallRevokedError, type InFlightCalls } from './in-flight.js';
 import { redactText, scrubSecrets } from './redact.js';
 import { type CallOutcome, toolCallRecord } from './tool-record.js';
-import { gatewayToolName, PROMPT_ACTION, promptResource, splitToolName } from './tools.js';
+import {
+  DENIED_ERROR_CODE,
+  gatewayToolName,
+  PROMPT_ACTION,
+  promptResource,
+  splitToolName,
+} from './tools.js';
 import type { Upstream } from './upstreams.js';
-
-/** JSON-RPC error code of a request that Deputy denied, as for tool calls. */
-const DENIED_ERROR_CODE = -32001;
 
 export interface PromptForwarderOptions {
   deputy: Deputy;

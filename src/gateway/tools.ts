@@ -11,6 +11,9 @@ import type { GatewayCaller } from './bearer.js';
 /** Separator between the connection id and the upstream tool name. */
 export const TOOL_SEPARATOR = '__';
 
+/** JSON-RPC error code of a tool call or prompt request that Deputy denied or stopped. */
+export const DENIED_ERROR_CODE = -32001;
+
 /** Action decided for every tool call. */
 export const TOOL_ACTION = 'tool.call';
 
