@@ -1,6 +1,6 @@
 /**
  * The kill switch reaches calls already in flight: a slow tool call and a slow proxied
- * request both stop soon after the agent is disabled, and are recorded as stopped.
+ * request both stop soon after the agent is disabled, and are recorded with token_revoked.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
