@@ -83,7 +83,7 @@ export async function setUpWarehouse(
   }
 }
 
-/** The agent role's password: the one kept from an earlier run, or a new one set now. */
+/** Returns the agent role's password: the one stored by an earlier run, or a new one set now. */
 async function rolePassword(admin: pg.Client, warehouse: pg.Client): Promise<string> {
   await warehouse.query(`
     CREATE SCHEMA IF NOT EXISTS example_admin;

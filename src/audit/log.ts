@@ -130,7 +130,7 @@ export class AuditLog {
   }
 
   /**
-   * Appends a record that nothing waits for, such as the outcome of a call already answered:
+   * Appends a record that nothing waits for, such as the outcome of a call already completed:
    * it joins the next transaction that another append starts, or one started within
    * `delayMs`, so it rarely costs a commit of its own. Settles like {@link append}.
    */

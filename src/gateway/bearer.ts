@@ -33,7 +33,7 @@ export interface GatewayCaller {
 
 /** A failed authentication: the status, the RFC 6750 error code and the challenge to send. */
 export class BearerError extends Error {
-  /** 400, 401, 403, or 407 when a forward proxy asks for Proxy-Authorization. */
+  /** 400, 401, 403, or 407 when a forward proxy requires Proxy-Authorization. */
   readonly status: 400 | 401 | 403 | 407;
   /** `invalid_token`, `insufficient_scope`, or null when no credentials were sent. */
   readonly error: 'invalid_token' | 'insufficient_scope' | 'invalid_request' | null;
@@ -52,7 +52,7 @@ export class BearerError extends Error {
     this.scope = scope;
   }
 
-  /** The `WWW-Authenticate` value (RFC 6750, section 3), pointing at the resource metadata. */
+  /** Returns the `WWW-Authenticate` value (RFC 6750, section 3), pointing at the resource metadata. */
   challenge(resourceMetadataUrl: string): string {
     const parts = [`resource_metadata="${resourceMetadataUrl}"`];
     if (this.error !== null) {

@@ -70,14 +70,14 @@ export function injectBodyCredential(
   throw new TypeError('the body must be application/json or application/x-www-form-urlencoded');
 }
 
-/** Whether the connection's credential scheme can be presented over HTTP. */
+/** Tests whether the connection's credential scheme can be presented over HTTP. */
 export function isHttpScheme(connection: Connection): boolean {
   const scheme = connection.credential?.scheme;
   return scheme === undefined || ['bearer', 'basic', 'header', 'query', 'body'].includes(scheme);
 }
 
 /**
- * The forms in which the credential goes on the wire or comes back in a response: as is,
+ * Lists the forms in which the credential goes on the wire or comes back in a response: as is,
  * percent- and form-encoded, JSON-escaped (as in JSON returned inside a text), with `\/`
  * escapes, and for `basic` the base64 of `user:secret`. Each is scrubbed from what reaches
  * the agent. Forms shorter than 4 characters are left out.

@@ -82,7 +82,7 @@ export class Gateway {
     return this.#mcp;
   }
 
-  /** Whether the gateway serves this request; the HTTP API serves the rest. */
+  /** Tests whether the gateway serves this request. The HTTP API serves the rest. */
   handles(request: IncomingMessage): boolean {
     const url = request.url ?? '/';
     if (!url.startsWith('/')) return true;
@@ -113,7 +113,7 @@ export class Gateway {
   }
 
   /**
-   * Answers a CONNECT request: the forward proxy takes plain HTTP only, so after the usual
+   * Handles a CONNECT request: the forward proxy takes plain HTTP only, so after the usual
    * authentication it is rejected with 405 and recorded.
    */
   async handleConnect(request: IncomingMessage, socket: Duplex): Promise<void> {

@@ -38,8 +38,8 @@ export type ToolCallHandler = (
 export interface McpTransportOptions {
   createServer: ServerFactory;
   /**
-   * Serves `tools/call` requests of 2025-11-25 sessions that ask for no progress, answered as
-   * one JSON body. Other requests go through the SDK server.
+   * Serves `tools/call` requests of 2025-11-25 sessions that request no progress, with one
+   * JSON body. Other requests go through the SDK server.
    */
   callTool?: ToolCallHandler;
   logger: Logger;
@@ -255,7 +255,7 @@ export class McpTransport {
 }
 
 /**
- * Who may use a session: the same client, agent and identity in the same scope, for the same
+ * Returns who may use a session: the same client, agent and identity in the same scope, for the same
  * invoker and thread. A new token for that caller continues the session.
  */
 function ownerOf(caller: GatewayCaller): string {
@@ -277,7 +277,7 @@ interface PlainToolCall {
   params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> };
 }
 
-/** A single `tools/call` request without a progress token, with well-formed params. */
+/** Tests for a single `tools/call` request without a progress token, with well-formed params. */
 function isPlainToolCall(body: unknown): body is PlainToolCall {
   if (!isObject(body) || body.jsonrpc !== '2.0' || body.method !== 'tools/call') return false;
   if (typeof body.id !== 'string' && typeof body.id !== 'number') return false;
@@ -291,7 +291,7 @@ function isPlainToolCall(body: unknown): body is PlainToolCall {
 }
 
 /**
- * Whether the request may be answered with one JSON body: it accepts application/json and
+ * Tests whether the response may be one JSON body: it accepts application/json and
  * names a protocol version the SDK server also accepts. Anything else goes to the SDK
  * server, which gives the standard errors.
  */

@@ -128,7 +128,7 @@ export class McpGateway {
     return server;
   }
 
-  /** The tools the caller's scope may call, from every reachable upstream. */
+  /** Lists the tools the caller's scope may call, from every reachable upstream. */
   async listTools(caller: GatewayCaller): Promise<Tool[]> {
     const connections = this.#mcpConnections(caller);
     const lists = await Promise.all(
@@ -420,7 +420,7 @@ export class McpGateway {
 }
 
 /**
- * The memory compartment of a caller: its agent and identity. Private channels and DMs have
+ * Returns the memory compartment of a caller: its agent and identity. Private channels and DMs have
  * identities of their own, so each gets a separate store; the workspace and public channels
  * share the agent's.
  */

@@ -41,7 +41,7 @@ export class PromptForwarder {
   }
 
   /**
-   * The prompts the caller's scope may get, from every reachable upstream.
+   * Lists the prompts the caller's scope may get, from every reachable upstream.
    *
    * NOTE: servers with a process per compartment are left out, so that listing prompts never
    * starts a compartment's process.

@@ -50,7 +50,7 @@ const MAX_RECORDED_NAME = 256;
 export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   const { caller, target, decision, outcome } = facts;
   // A call stopped by the kill switch after it was sent may have taken effect upstream, so it
-  // is recorded as allowed, with its reason; one stopped before it was sent is a denial.
+  // is recorded as allowed, with its reason. One stopped before it was sent is a denial.
   const denied = ['denied', 'unknown_tool', 'upstream_unavailable', 'revoked_before_send'].includes(
     outcome,
   );
@@ -89,7 +89,7 @@ export function toolCallRecord(facts: ToolCallFacts): AuditRecordInput {
   };
 }
 
-/** The arguments as recorded: redacted, and as a cut JSON text when they are too long. */
+/** Returns the arguments as recorded: redacted, and as a cut JSON text when too long. */
 function recordedArguments(args: unknown, secrets: readonly string[]): Record<string, unknown> {
   const redacted = redactValue(args, secrets);
   const text = JSON.stringify(redacted);

@@ -17,7 +17,7 @@ export const DENIED_ERROR_CODE = -32001;
 /** Action decided for every tool call. */
 export const TOOL_ACTION = 'tool.call';
 
-/** The gateway's name for an upstream tool. */
+/** Returns the gateway's name for an upstream tool. */
 export function gatewayToolName(connection: string, tool: string): string {
   return `${connection}${TOOL_SEPARATOR}${tool}`;
 }
@@ -25,12 +25,12 @@ export function gatewayToolName(connection: string, tool: string): string {
 /** Action decided for every prompt request. */
 export const PROMPT_ACTION = 'prompt.get';
 
-/** The resource decided for a prompt request: `prompt:<connection>/<prompt>`. */
+/** Returns the resource decided for a prompt request: `prompt:<connection>/<prompt>`. */
 export function promptResource(connection: string, prompt: string): string {
   return `prompt:${connection}/${prompt}`;
 }
 
-/** The resource decided for a tool call: `tool:<connection>/<tool>`. */
+/** Returns the resource decided for a tool call: `tool:<connection>/<tool>`. */
 export function toolResource(connection: string, tool: string): string {
   return `tool:${connection}/${tool}`;
 }
@@ -55,7 +55,7 @@ export function splitToolName(
 }
 
 /**
- * Whether the caller's scope could call the tool. A tool whose grant needs approval is shown,
+ * Tests whether the caller's scope could call the tool. A tool whose grant needs approval is shown,
  * so the agent can ask for it; the call itself is decided again.
  */
 export function isToolVisible(

@@ -59,7 +59,7 @@ export interface UpstreamPoolOptions {
 const fingerprints = new WeakMap<Connection, string>();
 
 /**
- * The settings of a connection as one string, to tell when they change. A loaded policy's
+ * Returns the settings of a connection as one string, to tell when they change. A loaded policy's
  * connection objects do not change, so the string is computed once per object.
  */
 export function fingerprintOf(connection: Connection): string {
@@ -71,7 +71,7 @@ export function fingerprintOf(connection: Connection): string {
   return fingerprint;
 }
 
-/** Whether a connection is an MCP server the gateway can reach. */
+/** Tests whether a connection is an MCP server the gateway can reach. */
 export function isMcpConnection(connection: Connection): boolean {
   return (
     connection.kind === 'mcp' && (connection.command !== undefined || connection.url !== undefined)
@@ -92,8 +92,8 @@ interface PoolEntry {
 
 /**
  * Starts upstreams on first use and keeps them while they are used. A connection whose
- * settings or stored secret change gets a new upstream; one that fails or exits is started
- * again on the next call; one unused for `idleMs`, or whose connection is removed, is stopped.
+ * settings or stored secret change gets a new upstream. One that fails or exits is started
+ * again on the next call, and one unused for `idleMs`, or whose connection is removed, stops.
  */
 export class UpstreamPool {
   readonly #options: UpstreamPoolOptions;
@@ -155,7 +155,7 @@ export class UpstreamPool {
   }
 
   /**
-   * The tools an upstream of the connection listed, in any compartment, or null when none has
+   * Returns the tools an upstream of the connection listed, in any compartment, or null when none has
    * run with its current settings. Compartments of one connection run the same server, so they
    * list the same tools; the list is kept after the upstream stops.
    */
@@ -359,7 +359,7 @@ export class UpstreamPool {
   }
 }
 
-/** A first-in, first-out limit on calls in flight, or no limit when `max` is undefined. */
+/** Creates a first-in, first-out limit on calls in flight, or no limit when `max` is undefined. */
 function concurrencyLimit(max: number | undefined): Upstream['limit'] {
   if (max === undefined) return (call) => call();
   let running = 0;
@@ -379,7 +379,7 @@ function concurrencyLimit(max: number | undefined): Upstream['limit'] {
 }
 
 /**
- * The transport of a Streamable HTTP upstream. Its requests go through an agent that checks
+ * Creates the transport of a Streamable HTTP upstream. Its requests go through an agent that checks
  * every address it connects to, like the egress proxy, so the address check binds.
  */
 async function httpTransport(

@@ -116,7 +116,7 @@ export const connectionSchema = z.strictObject({
   path_prefixes: z.array(z.string()).default(['/']),
   /** Non-public address ranges the connection may reach; none by default. */
   allow_addresses: z.array(z.enum(ADDRESS_RANGES)).default([]),
-  /** How egress requests map to decisions; without routes every request is denied. */
+  /** Mappings of egress requests to decisions. Without routes every request is denied. */
   routes: z.array(routeSchema).default([]),
   /** Whether tool call arguments are recorded in the audit log (secrets redacted). */
   audit_arguments: z.boolean().default(false),

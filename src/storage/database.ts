@@ -46,9 +46,9 @@ export async function openDatabase(
 
 export interface DatabaseOptions {
   /**
-   * SQLite's `synchronous` setting. `full` makes every commit durable on disk (an fsync of the
-   * WAL); `normal` makes it durable against a crash of the process, not of the machine, and
-   * saves the fsync. Ignored for PostgreSQL. @default 'full'
+   * SQLite's `synchronous` setting. `full` makes every commit durable on disk with an fsync of
+   * the WAL. `normal` saves the fsync, so a commit survives a crash of the process but not of
+   * the machine. Ignored for PostgreSQL. @default 'full'
    */
   sqliteSynchronous?: 'full' | 'normal';
 }
@@ -101,7 +101,7 @@ function connectSqlite(path: string, synchronous: 'full' | 'normal'): Database {
     mkdirSync(dirname(resolve(path)), { recursive: true });
   }
   const sqlite = new BetterSqlite3(path);
-  // The database holds sealed secrets and hashed keys: only the owner reads it. SQLite gives
+  // The database contains sealed secrets and hashed keys, so only the owner may read it. SQLite gives
   // the WAL and shared-memory files the same mode.
   if (path !== ':memory:') chmodSync(path, 0o600);
   sqlite.pragma('journal_mode = WAL');

@@ -28,8 +28,12 @@ describe('npm run demo', () => {
     // The warehouse needs the local PostgreSQL server; without it the demo says it skipped.
     if (!line('   warehouse ').includes('skipped')) {
       expect(line('select count(*) from orders')).toContain('ok: [ { "count": "4" } ]');
-      expect(line('COMMIT; CREATE TABLE smuggled')).toContain('permission denied for schema public');
-      expect(line('select * from finance.payroll')).toContain('permission denied for schema finance');
+      expect(line('COMMIT; CREATE TABLE smuggled')).toContain(
+        'permission denied for schema public',
+      );
+      expect(line('select * from finance.payroll')).toContain(
+        'permission denied for schema finance',
+      );
     }
     expect(line('GET /api/accounts/globex ')).toContain('200 {"id":"globex"');
     expect(line('GET /api/accounts/globex from #general')).toContain('403');

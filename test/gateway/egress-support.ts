@@ -537,6 +537,8 @@ export function httpRecord(
   const nameOrNull = expect.toSatisfy(
     (value: unknown) => value === null || typeof value === 'string',
   );
+  const nameWhenDecided = decided ? nameOrNull : null;
+  const revisionWhenDecided = decided ? expect.any(Number) : null;
   return {
     ...CHAIN_FIELDS,
     type: 'http.request',
@@ -549,10 +551,10 @@ export function httpRecord(
     resource: fields.resource,
     decision: fields.decision,
     reason: fields.reason,
-    bundle: fields.bundle !== undefined ? fields.bundle : decided ? nameOrNull : null,
-    grant: fields.grant !== undefined ? fields.grant : decided ? nameOrNull : null,
+    bundle: fields.bundle !== undefined ? fields.bundle : nameWhenDecided,
+    grant: fields.grant !== undefined ? fields.grant : nameWhenDecided,
     connection: fields.connection,
-    revision: fields.revision !== undefined ? fields.revision : decided ? expect.any(Number) : null,
+    revision: fields.revision !== undefined ? fields.revision : revisionWhenDecided,
     decision_id: fields.decisionId ?? null,
     request_id: fields.requestId,
     detail: {

@@ -25,7 +25,7 @@ let slow: Upstream;
 
 beforeAll(async () => {
   env = await startEgressEnvironment();
-  // Answers after 10 s, unless the request is stopped first.
+  // Responds after 10 s, unless the request is stopped first.
   slow = await startUpstream((_request, response) => {
     const timer = setTimeout(() => response.end('late'), 10_000);
     response.on('close', () => clearTimeout(timer));

@@ -78,7 +78,10 @@ describe('HTTP upstream credentials', () => {
     const client = await connect(environment, { channel: 'C01GENERAL' });
 
     const { tools } = await client.listTools();
-    const result = await client.callTool({ name: 'tickets__open_ticket', arguments: { title: 'VPN down' } });
+    const result = await client.callTool({
+      name: 'tickets__open_ticket',
+      arguments: { title: 'VPN down' },
+    });
 
     expect(tools.map((tool) => tool.name)).toContain('tickets__open_ticket');
     expect(textOf(result)).toBe('opened: VPN down');

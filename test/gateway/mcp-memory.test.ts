@@ -4,7 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { connect, type GatewayTestEnvironment, startGatewayEnvironment, textOf } from './support.js';
+import {
+  connect,
+  type GatewayTestEnvironment,
+  startGatewayEnvironment,
+  textOf,
+} from './support.js';
 
 let environment: GatewayTestEnvironment;
 
@@ -29,7 +34,9 @@ describe('memory under concurrency', () => {
         }),
       ),
     );
-    const graph = JSON.parse(textOf(await client.callTool({ name: 'memory__read_graph', arguments: {} })));
+    const graph = JSON.parse(
+      textOf(await client.callTool({ name: 'memory__read_graph', arguments: {} })),
+    );
     await client.close();
 
     expect(graph.entities.map((entity: { name: string }) => entity.name).sort()).toEqual(

@@ -67,7 +67,7 @@ export function classifyAddress(address: string): AddressRange {
   return 'public';
 }
 
-/** Whether the connection may reach an address of this range. Reserved ranges never. */
+/** Tests whether the connection may reach an address of this range. Reserved ranges are never reachable. */
 export function isAddressAllowed(connection: Connection, range: AddressRange): boolean {
   if (range === 'public') return true;
   if (range === 'reserved') return false;
@@ -83,7 +83,7 @@ export function hostKey(url: URL): string {
 }
 
 /**
- * Whether `url`'s host is one of the connection's hosts. Entries without a port match the
+ * Tests whether `url`'s host is one of the connection's hosts. Entries without a port match the
  * scheme's default port only. Comparison is exact: no suffix, prefix or wildcard matching.
  */
 export function isHostAllowed(connection: Connection, url: URL): boolean {
@@ -166,7 +166,7 @@ export async function checkUpstreamUrl(connection: Connection): Promise<URL> {
 }
 
 /**
- * An undici agent for one connection that connects only to checked addresses: every new
+ * Creates an undici agent for one connection that connects only to checked addresses: every new
  * socket resolves the name again and checks the answer before connecting, so a DNS answer
  * that changes after an earlier check is never connected to. It follows no redirects.
  */

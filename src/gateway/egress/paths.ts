@@ -1,7 +1,7 @@
 /**
  * Request paths of the egress proxy, compared segment by segment after percent-decoding and
  * resolving `.` and `..`. The normalised path is also the one sent upstream, so the path that
- * was checked is the path the upstream sees.
+ * was checked is the path the upstream receives.
  */
 import type { Route } from '../../model/policy.js';
 
@@ -65,7 +65,7 @@ function encodeSegment(segment: string): string {
   );
 }
 
-/** Whether `path` is `prefix` or lies under it. `/a/b` is under `/a`, `/ab` is not. */
+/** Tests whether `path` is `prefix` or lies under it. `/a/b` is under `/a`, `/ab` is not. */
 export function isUnderPrefix(path: NormalisedPath, prefix: NormalisedPath): boolean {
   if (prefix.segments.length > path.segments.length) return false;
   return prefix.segments.every((segment, index) => path.segments[index] === segment);

@@ -77,7 +77,7 @@ interface Exchange {
   decisionId: string | null;
   /** The decision on the route's action and resource, once made. */
   decision?: Decision;
-  /** Status the upstream answered, once its headers arrived. */
+  /** Status the upstream responded with, once its headers arrived. */
   status?: number;
   /** Whether the request left for the upstream. */
   sent?: boolean;
@@ -321,7 +321,7 @@ export class EgressProxy {
       try {
         const type = request.headers['content-type'] ?? '';
         body = injectBodyCredential(connection, secret, type, body);
-        // A body made from nothing is a JSON object, and says so.
+        // A body made from nothing is a JSON object, so its content type is set to JSON.
         if (type === '' && connection.credential?.scheme === 'body' && secret !== null) {
           headers['content-type'] = 'application/json';
         }
